@@ -1,0 +1,1 @@
+"""The request path of AuraX Edge Proxy: config, auth, channel choice, forwarding, usage, translation."""

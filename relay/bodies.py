@@ -1,0 +1,80 @@
+"""Reading the model out of a request body, and changing it, without re-encoding the rest.
+
+JSON bodies are parsed once (orjson). Multipart uploads (audio) are forwarded byte for byte: only
+the `model` part is found, and spliced when a channel maps the model to another name.
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+
+from .errors import ProxyError
+
+_BOUNDARY = re.compile(rb'boundary="?([^";,\s]+)"?', re.IGNORECASE)
+_MODEL_PART = re.compile(rb'^content-disposition:[^\r\n]*;\s*name="?model"?\s*(;|\r?$)', re.I | re.M)
+
+
+def json_object(body: bytes) -> dict:
+    if not body:
+        raise ProxyError(400, "Request body is empty: expected a JSON object", code="invalid_json")
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ProxyError(400, f"Request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(payload, dict):
+        raise ProxyError(
+            400, f"Request body must be a JSON object, not a JSON {type(payload).__name__}",
+            code="invalid_json",
+        )
+    return payload
+
+
+def json_model(payload: dict) -> str:
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        what = "is missing" if model is None else "must be a non-empty string"
+        raise ProxyError(400, f"Required parameter 'model' {what}", code="missing_model", param="model")
+    return model
+
+
+def _model_part(body: bytes, content_type: str) -> tuple[int, int] | None:
+    """Start and end offsets of the `model` field's value in a multipart body."""
+    m = _BOUNDARY.search(content_type.encode("latin-1"))
+    if not m:
+        raise ProxyError(400, "multipart/form-data body without a boundary", code="invalid_multipart")
+    delimiter = b"--" + m.group(1)
+    pos = body.find(delimiter)
+    while pos != -1:
+        head_start = pos + len(delimiter)
+        if body.startswith(b"--", head_start):
+            return None  # closing delimiter
+        head_end = body.find(b"\r\n\r\n", head_start)
+        if head_end == -1:
+            return None
+        nxt = body.find(b"\r\n" + delimiter, head_end)
+        if nxt == -1:
+            return None
+        if _MODEL_PART.search(body, head_start, head_end):
+            return head_end + 4, nxt
+        pos = nxt + 2
+    return None
+
+
+def form_model(body: bytes, content_type: str) -> str:
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise ProxyError(
+            400, "This endpoint takes multipart/form-data (a file upload)", code="invalid_multipart"
+        )
+    span = _model_part(body, content_type)
+    model = body[span[0]:span[1]].decode("utf-8", "replace").strip() if span else ""
+    if not model:
+        raise ProxyError(400, "Required form field 'model' is missing", code="missing_model", param="model")
+    return model
+
+
+def replace_form_model(body: bytes, content_type: str, model: str) -> bytes:
+    span = _model_part(body, content_type)
+    assert span is not None, "form_model() accepted this body"
+    return body[: span[0]] + model.encode() + body[span[1] :]

@@ -1,0 +1,71 @@
+"""Header rewriting between the client and an upstream: pure functions over ASGI header lists.
+
+Names arrive lower-case (ASGI guarantees it for requests; answers are lowered here).
+"""
+
+from __future__ import annotations
+
+from .config import Channel
+
+Headers = list[tuple[bytes, bytes]]
+
+HOP_BY_HOP = frozenset(
+    {b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te",
+     b"trailer", b"trailers", b"transfer-encoding", b"upgrade", b"proxy-connection"}
+)
+CREDENTIALS = frozenset({b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key"})
+
+# Never sent upstream: transport details, the client's network identity, browser-only headers
+# (Anthropic refuses requests that carry a browser `origin`), cookies.
+_DROP_UP = HOP_BY_HOP | {
+    b"host", b"content-length", b"cookie", b"cookie2", b"accept-encoding", b"origin", b"referer",
+    b"forwarded", b"x-real-ip", b"true-client-ip", b"cdn-loop", b"via", b"x-request-id",
+}
+_DROP_UP_PREFIXES = (b"cf-", b"x-forwarded-", b"sec-", b"access-control-request-")
+# The client's account headers mean nothing on a channel's account.
+_DROP_UP_RELAY = CREDENTIALS | {b"openai-organization", b"openai-project"}
+
+# Never sent back: transport details, cookies, headers that speak for the upstream's host
+# rather than ours, and what this proxy sets itself.
+_DROP_DOWN = HOP_BY_HOP | {
+    b"set-cookie", b"set-cookie2", b"content-length", b"date", b"server", b"alt-svc",
+    b"strict-transport-security", b"report-to", b"nel", b"via", b"x-request-id",
+    b"openai-organization", b"anthropic-organization-id", b"openai-project",
+}
+_DROP_DOWN_PREFIXES = (b"cf-", b"access-control-")
+
+_IDENTITY = (b"accept-encoding", b"identity")
+_ANTHROPIC_VERSION = (b"anthropic-version", b"2023-06-01")
+
+
+def upstream(client: Headers, channel: Channel, key: str | None) -> Headers:
+    """Headers for the upstream request. `key` is None for passthrough: the client's key stays."""
+    drop = _DROP_UP if key is None else _DROP_UP | _DROP_UP_RELAY
+    out = [(n, v) for n, v in client if n not in drop and not n.startswith(_DROP_UP_PREFIXES)]
+    out.append(_IDENTITY)  # answers must stay readable for usage accounting
+    if channel.type == "anthropic" and not any(n == b"anthropic-version" for n, _ in out):
+        out.append(_ANTHROPIC_VERSION)
+    if key is not None:
+        out.extend((n.encode(), v.encode()) for n, v in channel.headers)
+        out.append(_credential(channel.type, key.encode()))
+    return out
+
+
+def _credential(kind: str, key: bytes) -> tuple[bytes, bytes]:
+    if kind == "azure":
+        return (b"api-key", key)
+    if kind == "anthropic":
+        return (b"x-api-key", key)
+    if kind == "gemini":
+        return (b"x-goog-api-key", key)
+    return (b"authorization", b"Bearer " + key)
+
+
+def downstream(answer: Headers) -> Headers:
+    """The upstream answer's headers as the client may see them (length is set by the sender)."""
+    out = []
+    for name, value in answer:
+        name = name.lower()
+        if name not in _DROP_DOWN and not name.startswith(_DROP_DOWN_PREFIXES):
+            out.append((name, value))
+    return out

@@ -1,0 +1,30 @@
+"""Keeping keys out of the server's own logs: Gemini clients may put theirs in `?key=`."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+_KEY_PARAM = re.compile(r"([?&]key=)[^&\s]*")
+
+
+def redact_query(text: str) -> str:
+    return _KEY_PARAM.sub(r"\1[redacted]", text)
+
+
+class RedactKeys(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_query(a) if isinstance(a, str) and "key=" in a else a
+                                for a in record.args)
+        if isinstance(record.msg, str) and "key=" in record.msg:
+            record.msg = redact_query(record.msg)
+        return True
+
+
+def install() -> None:
+    """Attach the filter to uvicorn's access and error loggers (kept across its dictConfig)."""
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactKeys) for f in logger.filters):
+            logger.addFilter(RedactKeys())

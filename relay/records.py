@@ -1,0 +1,134 @@
+"""One record per finished request: what was asked, who served it, what it cost (SPEC §7).
+
+Records go to stdout as JSON lines, written in small batches so a busy replica makes a few
+writes a second instead of one per request; the optional webhook takes the same records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Callable
+
+import orjson
+
+from .config import Price
+from .usage import Usage
+
+
+class Call:
+    """What one request did, filled in as it goes; the usage record is made from it."""
+
+    __slots__ = (
+        "request_id", "t0", "ts", "dialect", "token", "group", "multiplier", "model",
+        "upstream_model", "channel", "status", "stream", "attempts", "ttfb_ms", "usage",
+        "estimated", "client_ip", "passthrough", "error", "client_gone", "finished",
+    )
+
+    def __init__(self, request_id: str, dialect: str, client_ip: str | None) -> None:
+        self.request_id = request_id
+        self.t0 = time.perf_counter()
+        self.ts = time.time()
+        self.dialect = dialect
+        self.client_ip = client_ip
+        self.token: str | None = None
+        self.group: str | None = None
+        self.multiplier: float | None = None
+        self.model: str | None = None
+        self.upstream_model: str | None = None
+        self.channel: str | None = None
+        self.status = 0
+        self.stream = False
+        self.attempts = 0
+        self.ttfb_ms: float | None = None
+        self.usage: Usage | None = None
+        self.estimated = False
+        self.passthrough = False
+        self.error: str | None = None
+        self.client_gone = False
+        self.finished = False
+
+    def first_byte(self) -> None:
+        if self.ttfb_ms is None:
+            self.ttfb_ms = round((time.perf_counter() - self.t0) * 1000, 2)
+
+
+def cost(price: Price | None, usage: Usage | None) -> float | None:
+    """Official USD for one request: per call, or per million tokens by kind."""
+    if price is None:
+        return None
+    if price.request is not None:
+        return price.request
+    if usage is None:
+        return None
+    cached = usage.cached_input_tokens
+    cached_rate = price.input if price.cached_input is None else price.cached_input
+    usd = (
+        (usage.input_tokens - cached) * price.input
+        + cached * cached_rate
+        + usage.output_tokens * price.output
+    ) / 1_000_000
+    return round(usd, 12)
+
+
+def record(call: Call, price_of: Callable[[str], Price | None]) -> dict:
+    official = None if call.passthrough or call.model is None else cost(price_of(call.model), call.usage)
+    billed = None
+    if official is not None and call.multiplier is not None and 200 <= call.status < 300:
+        billed = round(official * call.multiplier, 12)
+    elif official is not None and not 200 <= call.status < 300:
+        official = None  # failed requests are not billed
+    return {
+        "request_id": call.request_id,
+        "ts": round(call.ts, 3),
+        "token": call.token,
+        "group": call.group,
+        "model": call.model,
+        "upstream_model": call.upstream_model,
+        "channel": call.channel,
+        "dialect": call.dialect,
+        "status": call.status,
+        "stream": call.stream,
+        "attempts": call.attempts,
+        "ttfb_ms": call.ttfb_ms,
+        "latency_ms": round((time.perf_counter() - call.t0) * 1000, 2),
+        "usage": call.usage.as_dict() if call.usage is not None else None,
+        "official_usd": official,
+        "multiplier": call.multiplier,
+        "billed_usd": billed,
+        "estimated": call.estimated,
+        "client_ip": call.client_ip,
+        "passthrough": call.passthrough,
+        "error": call.error,
+    }
+
+
+class UsageLog:
+    """JSON lines on stdout, flushed within `flush_s` of being written."""
+
+    def __init__(self, out=None, flush_s: float = 0.05) -> None:
+        self._out = out or sys.stdout.buffer
+        self._flush_s = flush_s
+        self._pending: list[bytes] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def write(self, rec: dict) -> None:
+        self._pending.append(orjson.dumps(rec) + b"\n")
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                self.flush()
+                return
+            self._timer = loop.call_later(self._flush_s, self.flush)
+
+    def flush(self) -> None:
+        self._timer = None
+        if self._pending:
+            data, self._pending = b"".join(self._pending), []
+            try:
+                self._out.write(data)
+                self._out.flush()
+            except (OSError, ValueError):
+                pass  # a closed stdout must not take requests down with it

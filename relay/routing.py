@@ -1,0 +1,120 @@
+"""Which channel key serves a request, in what order the others are tried (SPEC §6).
+
+Candidates are the channels of the caller's group whose models match; the highest priority comes
+first, a weighted random order within one priority, and each channel's keys in turn. Keys that
+failed rest for `cooldown_s` (in memory, per replica) and go to the back of the line; when every
+candidate rests, the one that failed longest ago is still tried rather than refusing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import math
+import random
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from cachetools import LRUCache
+
+from .config import Channel, Config
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    channel: Channel
+    key_index: int
+
+    @property
+    def key(self) -> str:
+        return self.channel.keys[self.key_index]
+
+
+class Routes:
+    def __init__(
+        self,
+        config: Config,
+        rand: Callable[[], float] = random.random,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.channels = config.channels
+        self.cooldown_s = config.proxy.cooldown_s
+        self._rand = rand
+        self._clock = clock
+        self._tiers: LRUCache[tuple[str, str], tuple[tuple[Channel, ...], ...]] = LRUCache(4096)
+        self._turn = {c.name: itertools.count() for c in self.channels}
+        self._resting: dict[tuple[str, int], tuple[float, float]] = {}  # -> (until, failed at)
+
+    def tiers(self, group: str, model: str) -> tuple[tuple[Channel, ...], ...]:
+        """Matching channels grouped by priority, highest first; empty when none serves."""
+        found = self._tiers.get((group, model))
+        if found is None:
+            matching = sorted(
+                (c for c in self.channels if group in c.groups and c.models(model)),
+                key=lambda c: -c.priority,
+            )
+            found = tuple(
+                tuple(tier) for _, tier in itertools.groupby(matching, key=lambda c: c.priority)
+            )
+            self._tiers[(group, model)] = found
+        return found
+
+    def plan(self, tiers: tuple[tuple[Channel, ...], ...], affinity: bytes | None = None) -> Iterator[Attempt]:
+        """Every channel key in the order to try it: healthy ones first, resting ones last."""
+        now = self._clock()
+        resting: list[tuple[float, Attempt]] = []
+        sticky = self._sticky(tiers[0], affinity) if affinity and tiers else None
+        if sticky is not None and not self._rests(sticky, now, resting):
+            yield sticky
+        for tier in tiers:
+            for channel in self._shuffle(tier):
+                n = len(channel.keys)
+                start = next(self._turn[channel.name]) % n if n > 1 else 0
+                for i in range(n):
+                    attempt = Attempt(channel, (start + i) % n)
+                    if attempt == sticky:
+                        continue
+                    if not self._rests(attempt, now, resting):
+                        yield attempt
+        resting.sort(key=lambda pair: pair[0])
+        for _, attempt in resting:
+            yield attempt
+
+    def _rests(self, attempt: Attempt, now: float, resting: list) -> bool:
+        state = self._resting.get((attempt.channel.name, attempt.key_index))
+        if state is None:
+            return False
+        until, failed_at = state
+        if until <= now:
+            del self._resting[(attempt.channel.name, attempt.key_index)]
+            return False
+        resting.append((failed_at, attempt))
+        return True
+
+    def _shuffle(self, tier: tuple[Channel, ...]) -> list[Channel] | tuple[Channel, ...]:
+        if len(tier) == 1:
+            return tier
+        # Weighted random order (Efraimidis–Spirakis): sort by u^(1/w), largest first.
+        return sorted(tier, key=lambda c: self._rand() ** (1.0 / c.weight), reverse=True)
+
+    def _sticky(self, tier: tuple[Channel, ...], affinity: bytes) -> Attempt:
+        """One conversation's home: weighted rendezvous hashing over the top tier's keys."""
+        best, best_score = None, math.inf
+        for channel in tier:
+            for index in range(len(channel.keys)):
+                digest = hashlib.blake2b(affinity + channel.name.encode() + index.to_bytes(4, "big"),
+                                         digest_size=8).digest()
+                u = (int.from_bytes(digest, "big") + 1) / (2**64 + 1)
+                score = -math.log(u) * len(channel.keys) / channel.weight
+                if score < best_score:
+                    best, best_score = Attempt(channel, index), score
+        return best
+
+    def rest(self, attempt: Attempt) -> None:
+        now = self._clock()
+        self._resting[(attempt.channel.name, attempt.key_index)] = (now + self.cooldown_s, now)
+
+    def resting_count(self) -> int:
+        now = self._clock()
+        return sum(1 for until, _ in self._resting.values() if until > now)

@@ -1,0 +1,74 @@
+"""Server-sent events: bytes in, events out, and back to bytes.
+
+Providers end lines with LF (OpenAI, Anthropic) or CRLF (Gemini); the decoder accepts both and
+splits on the blank line before anything is decoded, so a UTF-8 character or a JSON object cut
+between two network chunks is only read once it is whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Event:
+    event: str | None
+    data: str
+
+
+class Decoder:
+    """Turns a stream of byte chunks into complete event blocks (each ending in a blank line)."""
+
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\r" in buf:
+            # A CR at the very end may be the first half of a CRLF: keep it for the next chunk.
+            tail = b"\r" if buf.endswith(b"\r") else b""
+            if tail:
+                buf = buf[:-1]
+            buf = buf.replace(b"\r\n", b"\n").replace(b"\r", b"\n") + tail
+        blocks = []
+        start = 0
+        while (end := buf.find(b"\n\n", start)) != -1:
+            blocks.append(buf[start : end + 2])
+            start = end + 2
+        self._buf = buf[start:] if start else buf
+        return blocks
+
+    def flush(self) -> list[bytes]:
+        """What is left when the stream ends: a last event sent without its blank line."""
+        rest, self._buf = self._buf.rstrip(b"\r"), b""
+        return [rest + b"\n\n"] if rest.strip() else []
+
+
+def parse(block: bytes) -> Event | None:
+    """One block as `Decoder.feed` returns it; None when it holds only comments (`: ping`)."""
+    event = None
+    data: list[str] = []
+    for line in block.decode("utf-8", "replace").split("\n"):
+        if not line or line[0] == ":":
+            continue
+        name, _, value = line.partition(":")
+        if value[:1] == " ":
+            value = value[1:]
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+    if event is None and not data:
+        return None
+    return Event(event, "\n".join(data))
+
+
+def encode(data: bytes, event: str | None = None) -> bytes:
+    if event is None:
+        return b"data: " + data + b"\n\n"
+    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+
+
+PING = b": ping\n\n"

@@ -1,0 +1,124 @@
+"""Signed proxy tokens: valid on every replica without a config change (SPEC §5).
+
+    sk-ax-<payload>.<mac>
+    payload = base64url(JSON {"name", "group", "models"?, "exp"?, "rpm"?, "tpm"?}), unpadded
+    mac     = base64url(HMAC-SHA256(secret, ASCII bytes of payload)), unpadded
+
+Mint one with:  python -m relay.tokens mint --name alice --group default --days 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+
+from .config import ConfigError, Globs, Token, load
+
+
+class BadToken(Exception):
+    pass
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def mint(secret: str, prefix: str = "sk-ax-", **claims) -> str:
+    claims = {k: v for k, v in claims.items() if v is not None}
+    payload = _b64encode(json.dumps(claims, separators=(",", ":"), ensure_ascii=False).encode())
+    mac = hmac.new(secret.encode(), payload.encode("ascii"), hashlib.sha256).digest()
+    return f"{prefix}{payload}.{_b64encode(mac)}"
+
+
+def verify(secret: str, body: str) -> Token:
+    """`body` is the token without its prefix. Raises BadToken with a reason a client may read."""
+    payload, dot, mac = body.partition(".")
+    if not dot or not payload or not mac:
+        raise BadToken("invalid proxy token")
+    try:
+        given = _b64decode(mac)
+        expected = hmac.new(secret.encode(), payload.encode("ascii"), hashlib.sha256).digest()
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise BadToken("invalid proxy token") from None
+    if not hmac.compare_digest(given, expected):
+        raise BadToken("invalid proxy token: bad signature")
+    try:
+        claims = json.loads(_b64decode(payload).decode("utf-8"))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise BadToken("invalid proxy token: payload is not JSON") from None
+    if not isinstance(claims, dict):
+        raise BadToken("invalid proxy token: payload is not a JSON object")
+    name, group = claims.get("name"), claims.get("group")
+    if not isinstance(name, str) or not name or not isinstance(group, str) or not group:
+        raise BadToken("invalid proxy token: name and group are required")
+    models = claims.get("models")
+    if models is not None and (
+        not isinstance(models, list) or not all(isinstance(m, str) and m for m in models)
+    ):
+        raise BadToken("invalid proxy token: models must be a list of strings")
+    numbers = {}
+    for key in ("exp", "rpm", "tpm"):
+        value = claims.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise BadToken(f"invalid proxy token: {key} must be a number")
+        numbers[key] = value
+    return Token(
+        name=name,
+        digest=b"",
+        group=group,
+        models=Globs(tuple(models)) if models else None,
+        expires=float(numbers["exp"]) if numbers["exp"] is not None else None,
+        rpm=int(numbers["rpm"]) if numbers["rpm"] else None,
+        tpm=int(numbers["tpm"]) if numbers["tpm"] else None,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m relay.tokens", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    m = sub.add_parser("mint", help="print a new signed token")
+    m.add_argument("--name", required=True)
+    m.add_argument("--group", required=True)
+    m.add_argument("--models", nargs="*", help="allowed model globs (default: all)")
+    m.add_argument("--days", type=float, help="valid for this many days (default: no expiry)")
+    m.add_argument("--rpm", type=int)
+    m.add_argument("--tpm", type=int)
+    m.add_argument("--config", help="upstreams.toml to take the secret, prefix and groups from")
+    m.add_argument("--secret", help="signing secret (default: $AURAX_SIGNING_SECRET or the config's)")
+    args = parser.parse_args(argv)
+
+    prefix, secret, groups = "sk-ax-", args.secret or os.environ.get("AURAX_SIGNING_SECRET"), None
+    if args.config or os.path.exists(os.environ.get("AURAX_CONFIG") or "upstreams.toml"):
+        try:
+            config = load(args.config)
+        except ConfigError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        prefix, groups = config.proxy.token_prefix, config.groups
+        secret = secret or config.proxy.signing_secret
+    if not secret:
+        print("no signing secret: set AURAX_SIGNING_SECRET or pass --secret", file=sys.stderr)
+        return 2
+    if groups is not None and args.group not in groups:
+        print(f"unknown group {args.group!r}; the config has: {', '.join(groups)}", file=sys.stderr)
+        return 2
+    exp = int(time.time() + args.days * 86400) if args.days else None
+    print(mint(secret, prefix, name=args.name, group=args.group, models=args.models or None,
+               exp=exp, rpm=args.rpm, tpm=args.tpm))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The upstream connection pool: httpx's client interface over aiohttp's connections.
+
+httpx's own transport scans its whole pool on every request and caps a proxy at a few hundred
+requests a second; aiohttp's pool does not (README, "Performance"). Keeping `httpx.AsyncClient` in
+front means tests swap this transport for `httpx.MockTransport` or respx.
+
+Neither side keeps cookies: an upstream's `Set-Cookie` must never ride along on another user's
+request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import AsyncIterator, Iterator
+
+import aiohttp
+import httpx
+
+# Most specific first: the first match wins.
+_ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
+    (aiohttp.ConnectionTimeoutError, httpx.ConnectTimeout),
+    (aiohttp.ServerTimeoutError, httpx.ReadTimeout),
+    (aiohttp.ClientConnectorError, httpx.ConnectError),
+    (aiohttp.ServerDisconnectedError, httpx.RemoteProtocolError),
+    (aiohttp.ClientPayloadError, httpx.RemoteProtocolError),
+    (aiohttp.ClientResponseError, httpx.RemoteProtocolError),
+    (aiohttp.InvalidURL, httpx.UnsupportedProtocol),
+    (aiohttp.ClientError, httpx.NetworkError),
+    (OSError, httpx.NetworkError),
+)
+
+
+@contextlib.contextmanager
+def _mapped() -> Iterator[None]:
+    try:
+        yield
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        for source, target in _ERRORS:
+            if isinstance(exc, source):
+                raise target(str(exc) or type(exc).__name__) from exc
+        raise
+
+
+class Chunks(httpx.AsyncByteStream):
+    """An upstream answer's body, chunk by chunk as it arrives.
+
+    `read()` is safe to abandon: a read cut short by a timeout loses nothing, and the next call
+    carries on. The forwarder relies on that to send keep-alive pings while an upstream thinks.
+    """
+
+    __slots__ = ("_response",)
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+
+    async def read(self) -> bytes:
+        """The next chunk, or b"" at the end."""
+        with _mapped():
+            return await self._response.content.readany()
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while chunk := await self.read():
+            yield chunk
+
+    async def aclose(self) -> None:
+        # An unfinished body cannot go back to the pool: close that connection.
+        if self._response.content.at_eof():
+            self._response.release()
+        else:
+            self._response.close()
+
+
+class AiohttpTransport(httpx.AsyncBaseTransport):
+    def __init__(self, *, max_connections: int = 1000, keepalive_s: float = 60.0) -> None:
+        self._limit = max_connections
+        self._keepalive_s = keepalive_s
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self._limit, limit_per_host=0, keepalive_timeout=self._keepalive_s, ttl_dns_cache=300
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
+            timeout=aiohttp.ClientTimeout(total=None),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        session = self._session
+        if session is None or session.closed:
+            session = self._session = self._open()
+        timeout = request.extensions.get("timeout", {})
+        body = request.content
+        with _mapped():
+            response = await session.request(
+                request.method,
+                str(request.url),
+                headers=request.headers.multi_items(),
+                data=body or None,
+                allow_redirects=False,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=timeout.get("pool"), sock_connect=timeout.get("connect")
+                ),
+            )
+        chunks = Chunks(response)
+        # httpx wraps the stream in its own generator; the extension hands the forwarder ours.
+        return httpx.Response(
+            status_code=response.status,
+            headers=response.raw_headers,
+            stream=chunks,
+            request=request,
+            extensions={"chunks": chunks},
+        )
+
+    async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        pass
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        pass
+
+
+class UpstreamClient(httpx.AsyncClient):
+    """`httpx.AsyncClient` without a cookie jar (and without its cost on every answer)."""
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, value: object) -> None:
+        pass
+
+
+_NO_COOKIES = _NoCookies()

@@ -1,0 +1,114 @@
+"""The upstream side: one pooled client per process, the URL of each endpoint on each channel.
+
+The client is made by the ASGI lifespan, or on the first request by hosts that send no lifespan
+events (some serverless ones); `aclose` is called by the lifespan's end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import AsyncIterator, Protocol
+from urllib.parse import quote
+
+import httpx
+
+from .config import Channel, Proxy
+from .transport import AiohttpTransport, UpstreamClient
+
+# Azure serves these per deployment: /openai/deployments/{deployment}/{endpoint}
+_AZURE_DEPLOYMENT_ENDPOINTS = frozenset(
+    {"chat/completions", "completions", "embeddings", "images/generations", "images/edits",
+     "audio/speech", "audio/transcriptions", "audio/translations"}
+)
+
+
+class Reader(Protocol):
+    async def read(self) -> bytes: ...
+
+
+class Upstream:
+    def __init__(self, proxy: Proxy, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._proxy = proxy
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._timeout = httpx.Timeout(
+            connect=proxy.connect_timeout_s, read=None, write=None, pool=proxy.connect_timeout_s
+        )
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = UpstreamClient(
+                transport=self._transport or AiohttpTransport(),
+                timeout=self._timeout,
+                follow_redirects=False,
+                trust_env=False,
+            )
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    def request(self, method: str, url: str, headers: list, body: bytes) -> httpx.Request:
+        return httpx.Request(
+            method, url, headers=headers, content=body,
+            extensions={"timeout": self._timeout.as_dict()},
+        )
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """Send and wait for the answer's head; `first_byte_timeout_s` bounds the wait."""
+        async with asyncio.timeout(self._proxy.first_byte_timeout_s):
+            return await self.client.send(request, stream=True)
+
+
+def reader(response: httpx.Response) -> Reader:
+    chunks = response.extensions.get("chunks")
+    if chunks is not None:
+        return chunks
+    # Other transports (tests' mocks) may hand over a body that was read already.
+    return _Lookahead(_once(response.content) if response.is_stream_consumed else response.aiter_raw())
+
+
+async def _once(content: bytes) -> AsyncIterator[bytes]:
+    yield content
+
+
+class _Lookahead:
+    """Abandon-safe reads over any async iterator (mock transports in tests)."""
+
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks.__aiter__()
+        self._next: asyncio.Future[bytes] | None = None
+
+    async def read(self) -> bytes:
+        if self._next is None:
+            self._next = asyncio.ensure_future(anext(self._chunks, b""))
+        chunk = await asyncio.shield(self._next)
+        self._next = None
+        return chunk
+
+
+def url(channel: Channel, endpoint: str, model: str, query: bytes, relay: bool) -> str:
+    """Where `endpoint` (a route row's upstream endpoint) of `model` lives on `channel`.
+
+    `model` is the upstream's name for it; it is quoted so it can never add a path segment.
+    """
+    if relay and b"key=" in query:  # the client's proxy token must not travel on
+        query = b"&".join(p for p in query.split(b"&") if not p.startswith(b"key="))
+    kind, base = channel.type, channel.base_url
+    if kind == "gemini":
+        target = f"{base}/v1beta/models/{quote(model, safe='')}:{endpoint}"
+    elif kind == "anthropic":
+        target = f"{base}/v1/{endpoint}"
+    elif kind == "azure":
+        if endpoint in _AZURE_DEPLOYMENT_ENDPOINTS:
+            target = f"{base}/openai/deployments/{quote(model, safe='')}/{endpoint}"
+        else:
+            target = f"{base}/openai/{endpoint}"
+        version = b"api-version=" + quote(channel.api_version or "", safe="").encode()
+        query = query + b"&" + version if query else version
+    else:
+        target = f"{base}/{endpoint}"
+    return f"{target}?{query.decode('latin-1')}" if query else target

@@ -1,0 +1,494 @@
+"""The one generic forwarder behind every row of the route table.
+
+Per request: find the caller (auth), read the body and its model, list the candidate channel
+keys, and try them in order until one answers; then send that answer on, streamed as it
+arrives, metering usage on the way. Failures before the first byte of an answer move on to the
+next candidate (SPEC §6); after it, the stream ends with an error event (§9).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+
+import httpx
+import orjson
+
+from relay import bodies, headers as header_rules, translate
+from relay.auth import Caller, check_model, find_key
+from relay.config import Channel
+from relay.edge import client_ip, header_map
+from relay.errors import ProxyError, UpstreamFailure, redact, render, upstream_message
+from relay.records import Call
+from relay.routing import Attempt
+from relay.runtime import Runtime
+from relay.streams import GeminiArray, Events, Raw, Translated, error_event
+from relay.upstream import reader, url as upstream_url
+from relay.usage import Meter, Usage, estimate_tokens, request_chars
+
+from .table import Row
+
+_JSON = [(b"content-type", b"application/json")]
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+_RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+_KEY_STATUSES = frozenset({401, 403})  # the channel's key is refused: rest it, try another
+_ERROR_BODY_LIMIT = 64 * 1024
+_TRANSLATABLE = frozenset({"chat/completions", "messages"})  # endpoints other dialects can serve
+
+
+class ClientGone(Exception):
+    pass
+
+
+class Answer:
+    """The client side of one request: what has been sent, and sending more."""
+
+    __slots__ = ("_send", "call", "started", "sse")
+
+    def __init__(self, send, call: Call) -> None:
+        self._send = send
+        self.call = call
+        self.started = False
+        self.sse = False
+
+    async def start(self, status: int, headers: list) -> None:
+        self.started = True
+        self.call.status = status
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def body(self, data: bytes, more: bool = True) -> None:
+        if data:
+            self.call.first_byte()
+        if not more:
+            self.call.finished = True
+        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def whole(self, status: int, headers: list, data: bytes) -> None:
+        await self.start(status, headers + [(b"content-length", str(len(data)).encode())])
+        await self.body(data, more=False)
+
+    async def error(self, dialect: str, err: ProxyError) -> None:
+        if self.call.error is None:
+            self.call.error = err.message
+        if not self.started:
+            extra = [(k.encode(), v.encode()) for k, v in err.headers.items()]
+            await self.whole(err.status, _JSON + extra, render(dialect, err))
+        elif not self.call.finished:
+            await self.body(error_event(dialect, err) if self.sse else b"", more=False)
+
+    async def ping(self) -> None:
+        """A comment line that keeps an event stream open while the upstream thinks."""
+        if not self.started:
+            self.sse = True
+            await self.start(200, list(_SSE_HEADERS))
+        await self._send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
+
+
+class Forward:
+    def __init__(self, row: Row, rt: Runtime) -> None:
+        self.row = row
+        self.rt = rt
+        self.proxy = rt.config.proxy
+
+    def dialect_of(self, headers: dict[str, str], query: bytes = b"") -> str:
+        return self.row.dialect
+
+    async def __call__(self, scope, receive, send) -> None:
+        rt = self.rt
+        headers = header_map(scope["headers"])
+        dialect = self.dialect_of(headers, scope["query_string"])
+        call = Call(scope.get("aurax.request_id") or uuid.uuid4().hex, dialect,
+                    client_ip(scope, headers, self.proxy))
+        answer = Answer(send, call)
+        task = asyncio.current_task()
+        watcher = None
+        try:
+            caller = rt.auth.identify(find_key(headers, scope["query_string"]), dialect)
+            self._describe(call, caller)
+            body = await self._read_body(receive, headers)
+            watcher = asyncio.ensure_future(_watch(receive, call, task))
+            await self.serve(scope, headers, caller, body, answer)
+        except ProxyError as err:
+            await answer.error(dialect, err)
+        except ClientGone:
+            call.status, call.error = 499, "client disconnected"
+        except asyncio.CancelledError:
+            if not call.client_gone:
+                raise
+            task.uncancel()
+            call.status, call.error = 499, "client disconnected"
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            rt.finish(call)
+
+    @staticmethod
+    def _describe(call: Call, caller: Caller) -> None:
+        if caller.passthrough:
+            call.passthrough = True
+        else:
+            call.token = caller.token.name
+            call.group = caller.group.name
+            call.multiplier = caller.group.multiplier
+
+    async def _read_body(self, receive, headers: dict[str, str]) -> bytes:
+        limit = self.proxy.max_body_bytes
+        too_large = ProxyError(
+            413, f"Request body is larger than the {limit // (1024 * 1024)} MB limit",
+            code="request_too_large",
+        )
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise too_large
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def serve(self, scope, headers: dict[str, str], caller: Caller, body: bytes, answer: Answer) -> None:
+        payload, model = self._model(scope, headers, body)
+        answer.call.model = model
+        check_model(caller, model)
+        await self._relay(scope, caller, payload, body, model, answer)
+
+    def _model(self, scope, headers: dict[str, str], body: bytes) -> tuple[dict | None, str]:
+        source = self.row.model_from
+        if source == "body":
+            payload = bodies.json_object(body)
+            return payload, bodies.json_model(payload)
+        if source == "form":
+            return None, bodies.form_model(body, headers.get("content-type", ""))
+        return bodies.json_object(body), scope["path_params"]["model"]
+
+    # -- choosing and calling the upstream -------------------------------------------------
+
+    def _tiers(self, caller: Caller, model: str) -> tuple[tuple[Channel, ...], ...]:
+        dialect = self.row.dialect
+        if caller.passthrough:
+            return ((self.rt.passthrough[dialect],),)
+        tiers = self.rt.routes.tiers(caller.token.group, model)
+        if all(c.dialect == dialect for tier in tiers for c in tier):
+            return tiers
+        usable = tuple(
+            t for t in (tuple(c for c in tier if self._serves(c)) for tier in tiers) if t
+        )
+        return usable
+
+    def _serves(self, channel: Channel) -> bool:
+        if channel.dialect == self.row.dialect:
+            return True
+        return self.row.endpoint in _TRANSLATABLE and translate.find(
+            self.row.dialect, channel.dialect
+        ) is not None
+
+    async def _relay(self, scope, caller: Caller, payload, body: bytes, model: str, answer: Answer) -> None:
+        row, rt, call = self.row, self.rt, answer.call
+        tiers = self._tiers(caller, model)
+        if not tiers:
+            where = f"group '{caller.token.group}'" if caller.token else "passthrough"
+            raise ProxyError(
+                404, f"The model '{model}' is not available in {where}", code="model_not_found",
+                param="model",
+            )
+        streaming = self._streaming(payload)
+        call.stream = streaming
+        # Gemini clients choose SSE with ?alt=sse, else they read one JSON array.
+        client_sse = streaming and (row.dialect != "gemini" or b"alt=sse" in scope["query_string"])
+        affinity = self._affinity(caller, payload, tiers)
+        failure: ProxyError | None = None
+        for attempt in rt.routes.plan(tiers, affinity):
+            if call.attempts == self.proxy.max_attempts:
+                break
+            call.attempts += 1
+            channel = attempt.channel
+            call.channel = channel.name
+            call.upstream_model = channel.upstream_model(model)
+            translation = None
+            if channel.dialect != row.dialect:
+                translation = translate.find(row.dialect, channel.dialect)
+            request, drop_usage_chunk = self._request(scope, attempt, payload, body, model, translation, streaming)
+            try:
+                response = await self._open(request, client_sse, answer)
+            except (httpx.TimeoutException, TimeoutError):
+                failure = ProxyError(504, f"Upstream '{channel.name}' timed out before answering",
+                                     code="upstream_timeout")
+                self._rest(attempt, caller)
+                continue
+            except httpx.TransportError as exc:
+                reason = redact(str(exc) or type(exc).__name__, attempt.key)
+                failure = ProxyError(502, f"Upstream '{channel.name}' unreachable: {reason}",
+                                     code="upstream_unreachable")
+                self._rest(attempt, caller)
+                continue
+            if response.status_code >= 400:
+                failure = await self._failure(response, attempt, translation)
+                retry = response.status_code in _RETRY_STATUSES or response.status_code in _KEY_STATUSES
+                if retry and not caller.passthrough:
+                    self._rest(attempt, caller)
+                    continue
+                break
+            try:
+                await self._answer(response, channel, translation, payload, model, drop_usage_chunk,
+                                   client_sse, answer)
+            finally:
+                await response.aclose()
+            return
+        if failure is None:
+            failure = ProxyError(503, f"No upstream could serve the model '{model}'", code="no_upstream")
+        await answer.error(row.dialect, failure)
+
+    def _rest(self, attempt: Attempt, caller: Caller) -> None:
+        if not caller.passthrough:
+            self.rt.routes.rest(attempt)
+
+    def _streaming(self, payload: dict | None) -> bool:
+        if self.row.dialect == "gemini":
+            return self.row.endpoint == "streamGenerateContent"
+        return self.row.stream_flag and payload is not None and payload.get("stream") is True
+
+    def _affinity(self, caller: Caller, payload, tiers) -> bytes | None:
+        """A conversation's fingerprint: the same system prompt and first message, same key."""
+        if not self.proxy.sticky or caller.passthrough or payload is None:
+            return None
+        if len(tiers[0]) == 1 and len(tiers[0][0].keys) == 1:
+            return None
+        head = _conversation_head(payload)
+        if head is None:
+            return None
+        return hashlib.blake2b(caller.token.name.encode() + b"\0" + orjson.dumps(head), digest_size=16).digest()
+
+    def _request(self, scope, attempt: Attempt, payload, body: bytes, model: str, translation,
+                 streaming: bool) -> tuple[httpx.Request, bool]:
+        row, channel = self.row, attempt.channel
+        relay = channel.keys != ("",)
+        upstream_model = channel.upstream_model(model)
+        query = scope["query_string"]
+        drop_usage_chunk = False
+        if translation is not None:
+            endpoint = translation.endpoint(payload)
+            content = orjson.dumps(translation.request(payload, upstream_model))
+            query = b"alt=sse" if endpoint == "streamGenerateContent" else b""
+        else:
+            endpoint = row.endpoint
+            content = body
+            if row.model_from == "body":
+                changes = {}
+                if upstream_model != model:
+                    changes["model"] = upstream_model
+                if streaming and relay and channel.stream_usage and row.endpoint in (
+                    "chat/completions", "completions"
+                ):
+                    options = payload.get("stream_options")
+                    if not (isinstance(options, dict) and options.get("include_usage") is True):
+                        changes["stream_options"] = {**(options if isinstance(options, dict) else {}),
+                                                     "include_usage": True}
+                        drop_usage_chunk = True
+                if changes:
+                    content = orjson.dumps({**payload, **changes})
+            elif row.model_from == "form" and upstream_model != model:
+                content = bodies.replace_form_model(body, _content_type(scope), upstream_model)
+            if endpoint == "streamGenerateContent" and b"alt=sse" not in query:
+                query = query + b"&alt=sse" if query else b"alt=sse"
+        target = upstream_url(channel, endpoint, upstream_model, query, relay)
+        hdrs = header_rules.upstream(scope["headers"], channel, attempt.key if relay else None)
+        if translation is not None:
+            hdrs = [(n, v) for n, v in hdrs if n != b"content-type"] + _JSON
+        return self.rt.upstream.request("POST" if row.method == "POST" else row.method, target, hdrs, content), drop_usage_chunk
+
+    async def _open(self, request: httpx.Request, client_sse: bool, answer: Answer) -> httpx.Response:
+        """The upstream's answer head. An event-stream client that has waited `keepalive_s`
+        gets `: ping` lines (and so its 200) while the upstream thinks."""
+        upstream = self.rt.upstream
+        if not client_sse:
+            return await upstream.send(request)
+        pending = asyncio.ensure_future(upstream.send(request))
+        try:
+            while True:
+                done, _ = await asyncio.wait((pending,), timeout=self.proxy.keepalive_s)
+                if done:
+                    return pending.result()
+                await answer.ping()
+        finally:
+            if not pending.done():
+                pending.cancel()
+
+    async def _failure(self, response: httpx.Response, attempt: Attempt, translation) -> ProxyError:
+        raw = b""
+        source = reader(response)
+        try:
+            while len(raw) < _ERROR_BODY_LIMIT:
+                async with asyncio.timeout(self.proxy.idle_timeout_s):
+                    chunk = await source.read()
+                if not chunk:
+                    break
+                raw += chunk
+        except (httpx.HTTPError, TimeoutError):
+            pass
+        finally:
+            await response.aclose()
+        status = response.status_code
+        message = redact(upstream_message(raw), attempt.key)
+        headers = {}
+        if "retry-after" in response.headers:
+            headers["retry-after"] = response.headers["retry-after"]
+        passable = translation is None and _is_error_body(raw)
+        return UpstreamFailure(
+            status, message,
+            raw=redact(raw.decode("utf-8", "replace"), attempt.key).encode() if passable else None,
+            dialect=attempt.channel.dialect, headers=headers,
+        )
+
+    # -- the answer ------------------------------------------------------------------------
+
+    async def _answer(self, response: httpx.Response, channel: Channel, translation, payload,
+                      model: str, drop_usage_chunk: bool, client_sse: bool, answer: Answer) -> None:
+        row, call = self.row, answer.call
+        meter = Meter(channel.dialect)
+        ctype = response.headers.get("content-type", "")
+        if ctype.startswith("text/event-stream"):
+            if translation is not None:
+                pipe = Translated(channel.dialect, row.dialect, meter, translation.stream(payload, model))
+            elif row.dialect == "gemini" and not client_sse:
+                pipe = GeminiArray(meter)
+            else:
+                pipe = Events(row.dialect, meter, drop_usage_chunk)
+            await self._stream(response, pipe, answer, meter, payload)
+        elif ctype.startswith("application/json") and not call.stream:
+            await self._whole(response, translation, meter, model, answer)
+        else:
+            await self._stream(response, Raw(), answer, meter, payload)
+
+    async def _whole(self, response: httpx.Response, translation, meter: Meter, model: str, answer: Answer) -> None:
+        source, parts = reader(response), []
+        while True:
+            async with asyncio.timeout(self.proxy.idle_timeout_s):
+                chunk = await source.read()
+            if not chunk:
+                break
+            parts.append(chunk)
+        data = b"".join(parts)
+        try:
+            parsed = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            meter.answer(parsed)
+            if translation is not None:
+                data = orjson.dumps(translation.response(parsed, model))
+        elif translation is not None:
+            raise ProxyError(502, "The upstream answered with a body that is not JSON", code="bad_upstream_answer")
+        answer.call.usage = meter.usage
+        out = _JSON if translation is not None else header_rules.downstream(response.headers.raw)
+        await answer.whole(response.status_code, out, data)
+
+    async def _stream(self, response: httpx.Response, pipe, answer: Answer, meter: Meter, payload) -> None:
+        call, proxy = answer.call, self.proxy
+        if not answer.started:
+            hdrs = header_rules.downstream(response.headers.raw)
+            if pipe.sse:
+                hdrs = [h for h in hdrs if h[0] not in (b"content-type", b"cache-control")] + _SSE_HEADERS
+                answer.sse = True
+            elif isinstance(pipe, GeminiArray):
+                hdrs = [h for h in hdrs if h[0] != b"content-type"] + _JSON
+            elif "content-length" in response.headers:
+                hdrs.append((b"content-length", response.headers["content-length"].encode()))
+            await answer.start(response.status_code, hdrs)
+        source = reader(response)
+        keepalive = proxy.keepalive_s if pipe.sse else proxy.idle_timeout_s
+        silent = 0.0
+        try:
+            while True:
+                wait = min(keepalive, proxy.idle_timeout_s - silent)
+                try:
+                    async with asyncio.timeout(wait):
+                        chunk = await source.read()
+                except TimeoutError:
+                    silent += wait
+                    if silent >= proxy.idle_timeout_s:
+                        raise ProxyError(504, f"The upstream went silent for {proxy.idle_timeout_s:g} s",
+                                         code="upstream_idle") from None
+                    await answer.ping()
+                    continue
+                silent = 0.0
+                if not chunk:
+                    break
+                out = pipe.feed(chunk)
+                if out:
+                    await answer.body(out)
+            tail = pipe.end()
+            if pipe.sse and not getattr(pipe, "complete", True):
+                call.error = "upstream stream ended before it was complete"
+            elif getattr(pipe, "failed", None):
+                call.error = pipe.failed
+            await answer.body(tail, more=False)
+        except ProxyError as err:
+            call.error = err.message
+            await self._end_badly(pipe, answer, err)
+        except httpx.HTTPError as exc:
+            err = ProxyError(502, f"The upstream stream broke off: {type(exc).__name__}", code="upstream_cut")
+            call.error = err.message
+            await self._end_badly(pipe, answer, err)
+        finally:
+            call.usage = meter.usage
+            if call.usage is None and payload is not None:
+                call.estimated = True
+                call.usage = _estimate(payload, meter)
+
+    async def _end_badly(self, pipe, answer: Answer, err: ProxyError) -> None:
+        tail = pipe.fail(err)
+        if tail is not None:
+            await answer.body(tail, more=False)
+        # else: a binary body cannot carry an error; returning unfinished makes the server cut it
+
+
+async def _watch(receive, call: Call, task: asyncio.Task) -> None:
+    """Cancel the request's work as soon as its client goes away."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if not call.finished:
+                call.client_gone = True
+                task.cancel()
+            return
+
+
+def _conversation_head(payload: dict):
+    for field in ("messages", "contents", "input"):
+        items = payload.get(field)
+        if isinstance(items, list) and items:
+            system = payload.get("system") or payload.get("systemInstruction") or payload.get("instructions")
+            return [system, items[0]] if system is not None else items[:2]
+    return None
+
+
+def _estimate(payload: dict, meter: Meter) -> Usage:
+    return Usage(estimate_tokens(request_chars(payload)), estimate_tokens(meter.text_chars))
+
+
+def _is_error_body(raw: bytes) -> bool:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(data, dict) and "error" in data
+
+
+def _content_type(scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return value.decode("latin-1")
+    return ""
+

@@ -1,0 +1,110 @@
+"""Real servers for end-to-end tests: the fake upstream and the proxy, each a uvicorn process.
+
+Each server gets a socket the test bound (a free port, no race) and listens on it from the start,
+so the first request simply waits in the backlog until the app is up. Servers are stopped by
+their PID, with a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Server:
+    def __init__(self, args: list[str], env: dict[str, str] | None = None, log_dir: Path | None = None,
+                 name: str = "server") -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(1024)
+        self.port = self.sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        out_dir = log_dir or Path(os.environ.get("TMPDIR", "/tmp"))
+        self.stdout_path = out_dir / f"{name}-{self.port}.out"
+        self.stderr_path = out_dir / f"{name}-{self.port}.err"
+        self._stdout = open(self.stdout_path, "wb")
+        self._stderr = open(self.stderr_path, "wb")
+        fd = self.sock.fileno()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", *args, "--fd", str(fd)],
+            cwd=ROOT, pass_fds=(fd,), stdout=self._stdout, stderr=self._stderr,
+            env={**os.environ, **(env or {})},
+        )
+
+    def wait_ready(self, path: str = "/healthz", timeout: float = 20.0) -> None:
+        try:
+            httpx.get(self.url + path, timeout=timeout).raise_for_status()
+        except Exception:
+            self.stop()
+            raise RuntimeError(f"server did not start: {self.stderr()}") from None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=timeout)
+        self.sock.close()
+        self._stdout.close()
+        self._stderr.close()
+        return self.proc.returncode
+
+    def stdout(self) -> str:
+        return self.stdout_path.read_text(errors="replace")
+
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def fake_upstream(log_dir: Path | None = None) -> Server:
+    server = Server(["--app-dir", "tests", "fake_upstream:app", "--no-access-log", "--log-level", "warning"],
+                    log_dir=log_dir, name="upstream")
+    server.wait_ready("/_received")
+    return server
+
+
+def proxy(config_text: str, tmp_path: Path, env: dict[str, str] | None = None, ready: bool = True,
+          access_log: bool = False) -> Server:
+    config = tmp_path / f"upstreams-{time.monotonic_ns()}.toml"
+    config.write_text(config_text)
+    args = ["app:app", "--loop", "uvloop", "--http", "httptools", "--log-level", "info"]
+    if not access_log:
+        args.append("--no-access-log")
+    server = Server(args, env={"AURAX_CONFIG": str(config), **(env or {})}, log_dir=tmp_path, name="proxy")
+    if ready:
+        server.wait_ready()
+    return server
+
+
+def usage_records(server: Server, request_id: str | None = None, timeout: float = 5.0) -> list[dict]:
+    """The proxy's usage lines; with `request_id`, waits until that request's line is written."""
+    deadline = time.monotonic() + timeout
+    while True:
+        records = [json.loads(line) for line in server.stdout().splitlines() if line.startswith("{")]
+        if request_id is None or any(r["request_id"] == request_id for r in records):
+            return records
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no usage record for {request_id}")
+        time.sleep(0.02)
+
+
+def usage_record(server: Server, request_id: str, timeout: float = 5.0) -> dict:
+    return next(r for r in usage_records(server, request_id, timeout) if r["request_id"] == request_id)

@@ -1,0 +1,198 @@
+"""The forwarder against respx: what goes upstream for each channel type, and what comes back."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import httpx
+import orjson
+import pytest
+import respx
+
+from app import build_app
+from relay.config import parse
+
+CONFIG = """
+[passthrough]
+openai = "https://api.openai.test/v1"
+gemini = "https://gemini.test"
+[groups.default]
+multiplier = 1
+[[tokens]]
+name = "alice"
+key = "sk-ax-alice"
+group = "default"
+[[channels]]
+name = "oa"
+type = "openai"
+base_url = "https://oa.test/v1"
+keys = ["oa-1"]
+models = ["gpt-4o"]
+model_map = { "gpt-4o" = "gpt-4o-2024-11-20" }
+[[channels]]
+name = "az"
+type = "azure"
+base_url = "https://res.openai.azure.com"
+api_version = "2024-10-21"
+keys = ["az-1"]
+models = ["gpt-az"]
+model_map = { "gpt-az" = "my deployment" }
+[[channels]]
+name = "ant"
+type = "anthropic"
+base_url = "https://ant.test"
+keys = ["ant-1"]
+models = ["claude-x"]
+[[channels]]
+name = "gem"
+type = "gemini"
+base_url = "https://gem.test"
+keys = ["gem-1"]
+models = ["gemini-x"]
+[[channels]]
+name = "nousage"
+type = "openai"
+base_url = "https://vllm.test/v1"
+keys = ["v-1"]
+models = ["llama"]
+stream_usage = false
+"""
+
+SSE_USAGE = (
+    b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}],"usage":null}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],"usage":null}\n\n'
+    b'data: {"id":"c","object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9}}\n\n'
+    b"data: [DONE]\n\n"
+)
+
+
+class Harness:
+    def __init__(self) -> None:
+        self.router = respx.MockRouter(assert_all_called=False)
+        self.usage = io.BytesIO()
+        self.app = build_app(parse(CONFIG), transport=httpx.MockTransport(self.router.async_handler),
+                             usage_out=self.usage)
+
+    async def post(self, path: str, body, key: str = "sk-ax-alice", **headers) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(self.app), base_url="http://proxy") as client:
+            return await client.post(path, json=body, headers={"authorization": f"Bearer {key}", **headers})
+
+    def records(self) -> list[dict]:
+        self.app.app.state.runtime.usage_log.flush()
+        return [json.loads(line) for line in self.usage.getvalue().splitlines()]
+
+
+@pytest.fixture()
+def harness() -> Harness:
+    return Harness()
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_openai_url_key_and_model_map(harness):
+    route = harness.router.post("https://oa.test/v1/chat/completions").mock(
+        return_value=httpx.Response(200, json={"id": "c", "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 4}}))
+    response = run(harness.post("/v1/chat/completions", {"model": "gpt-4o", "messages": []}))
+    assert response.status_code == 200
+    sent = route.calls.last.request
+    assert sent.headers["authorization"] == "Bearer oa-1"
+    assert orjson.loads(sent.content)["model"] == "gpt-4o-2024-11-20"
+    record = harness.records()[0]
+    assert record["usage"] == {"input_tokens": 3, "output_tokens": 4, "cached_input_tokens": 0, "reasoning_tokens": 0}
+    assert record["channel"] == "oa" and record["upstream_model"] == "gpt-4o-2024-11-20"
+    assert record["request_id"] == response.headers["x-request-id"]
+
+
+def test_azure_deployment_url_is_quoted(harness):
+    route = harness.router.post(url__startswith="https://res.openai.azure.com/openai/deployments/").mock(
+        return_value=httpx.Response(200, json={"choices": []}))
+    run(harness.post("/v1/chat/completions", {"model": "gpt-az", "messages": []}))
+    sent = route.calls.last.request
+    assert sent.url.raw_path == b"/openai/deployments/my%20deployment/chat/completions?api-version=2024-10-21"
+    assert sent.headers["api-key"] == "az-1" and "authorization" not in sent.headers
+
+
+def test_anthropic_and_gemini_urls(harness):
+    ant = harness.router.post("https://ant.test/v1/messages").mock(return_value=httpx.Response(200, json={}))
+    gem = harness.router.post("https://gem.test/v1beta/models/gemini-x:streamGenerateContent").mock(
+        return_value=httpx.Response(200, headers={"content-type": "text/event-stream"},
+                                    content=b'data: {"candidates":[{"finishReason":"STOP"}]}\r\n\r\n'))
+    run(harness.post("/v1/messages", {"model": "claude-x", "max_tokens": 5, "messages": []}, key="sk-ax-alice"))
+    assert ant.calls.last.request.headers["x-api-key"] == "ant-1"
+    run(harness.post("/v1beta/models/gemini-x:streamGenerateContent?key=sk-ax-alice", {"contents": []}))
+    sent = gem.calls.last.request
+    assert sent.url.query == b"alt=sse"  # the proxy token in ?key= is gone; SSE asked for
+    assert sent.headers["x-goog-api-key"] == "gem-1"
+
+
+def test_stream_usage_asked_for_and_removed_when_the_client_did_not(harness):
+    route = harness.router.post("https://oa.test/v1/chat/completions").mock(
+        return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, content=SSE_USAGE))
+    response = run(harness.post("/v1/chat/completions", {"model": "gpt-4o", "messages": [], "stream": True}))
+    assert orjson.loads(route.calls.last.request.content)["stream_options"] == {"include_usage": True}
+    assert b'"choices":[]' not in response.content and response.content.endswith(b"data: [DONE]\n\n")
+    assert harness.records()[0]["usage"]["input_tokens"] == 7
+    asked = run(harness.post("/v1/chat/completions", {"model": "gpt-4o", "messages": [], "stream": True,
+                                                      "stream_options": {"include_usage": True}}))
+    assert asked.content == SSE_USAGE
+
+
+def test_stream_usage_option_off_for_a_channel(harness):
+    route = harness.router.post("https://vllm.test/v1/chat/completions").mock(
+        return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, content=SSE_USAGE[:200] + b"\n\ndata: [DONE]\n\n"))
+    run(harness.post("/v1/chat/completions", {"model": "llama", "messages": [{"role": "user", "content": "12345678"}],
+                                              "stream": True}))
+    assert "stream_options" not in orjson.loads(route.calls.last.request.content)
+    record = harness.records()[0]
+    assert record["estimated"] is True and record["usage"]["output_tokens"] == 1
+
+
+def test_truncated_stream_ends_with_an_error_event(harness):
+    harness.router.post("https://oa.test/v1/chat/completions").mock(
+        return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, content=SSE_USAGE[:150]))
+    response = run(harness.post("/v1/chat/completions", {"model": "gpt-4o", "messages": [], "stream": True}))
+    last = response.content.strip().split(b"\n\n")[-1]
+    assert last.startswith(b"data: ") and orjson.loads(last[6:])["error"]["message"].startswith("The upstream stream ended")
+    assert harness.records()[0]["error"] == "upstream stream ended before it was complete"
+
+
+def test_upstream_error_passed_back_redacted(harness):
+    harness.router.post("https://oa.test/v1/chat/completions").mock(return_value=httpx.Response(
+        400, json={"error": {"message": "context too long for key oa-1", "type": "invalid_request_error",
+                             "param": "messages", "code": "context_length_exceeded"}}))
+    response = run(harness.post("/v1/chat/completions", {"model": "gpt-4o", "messages": []}))
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "context_length_exceeded" and "oa-1" not in error["message"]
+
+
+def test_passthrough_goes_to_the_official_api_untouched(harness):
+    route = harness.router.post("https://api.openai.test/v1/chat/completions").mock(
+        return_value=httpx.Response(200, json={"choices": []}))
+    body = {"model": "whatever", "messages": [], "stream_options": None}
+    run(harness.post("/v1/chat/completions", body, key="sk-proj-own", **{"openai-organization": "org-own"}))
+    sent = route.calls.last.request
+    assert sent.headers["authorization"] == "Bearer sk-proj-own" and sent.headers["openai-organization"] == "org-own"
+    assert orjson.loads(sent.content) == body
+    record = harness.records()[0]
+    assert record["passthrough"] is True and record["token"] is None and record["billed_usd"] is None
+
+
+def test_network_error_is_502_in_dialect(harness):
+    harness.router.post("https://ant.test/v1/messages").mock(side_effect=httpx.ConnectError("refused"))
+    response = run(harness.post("/v1/messages", {"model": "claude-x", "max_tokens": 5, "messages": []}))
+    assert response.status_code == 502
+    assert response.json()["type"] == "error" and "unreachable" in response.json()["error"]["message"]
+
+
+def test_no_cookie_jar_on_the_upstream_client():
+    from relay.transport import UpstreamClient
+
+    client = UpstreamClient()
+    response = httpx.Response(200, headers={"set-cookie": "a=b; Path=/"}, request=httpx.Request("GET", "https://x.test/"))
+    client.cookies.extract_cookies(response)
+    assert dict(client.cookies) == {}

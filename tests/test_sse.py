@@ -1,0 +1,54 @@
+"""The SSE decoder: any chunking of the bytes gives the same events."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay import sse
+
+STREAM = (
+    b"event: message_start\ndata: {\"type\":\"message_start\"}\n\n"
+    + b": ping\n\n"
+    + "data: {\"text\":\"h\u00e9llo \u4f60\u597d \U0001f600\"}\n\n".encode()
+    + b"data: line one\ndata: line two\n\n"
+    + b"data: [DONE]\n\n"
+)
+
+
+def decode(stream: bytes, size: int) -> list:
+    decoder = sse.Decoder()
+    blocks = []
+    for i in range(0, len(stream), size):
+        blocks += decoder.feed(stream[i:i + size])
+    blocks += decoder.flush()
+    return [e for e in (sse.parse(b) for b in blocks) if e is not None]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 5, 7, 64, 10_000])
+def test_any_chunking_same_events(size):
+    events = decode(STREAM, size)
+    assert [(e.event, e.data) for e in events] == [
+        ("message_start", '{"type":"message_start"}'),
+        (None, '{"text":"h\u00e9llo \u4f60\u597d \U0001f600"}'),
+        (None, "line one\nline two"),
+        (None, "[DONE]"),
+    ]
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 13])
+def test_crlf_line_endings(size):
+    stream = STREAM.replace(b"\n", b"\r\n")
+    assert [(e.event, e.data) for e in decode(stream, size)] == [(e.event, e.data) for e in decode(STREAM, 10_000)]
+
+
+def test_last_event_without_blank_line_is_flushed():
+    assert [e.data for e in decode(b"data: a\n\ndata: b", 3)] == ["a", "b"]
+
+
+def test_comment_only_block_is_not_an_event():
+    assert sse.parse(b": ping\n\n") is None
+
+
+def test_encode():
+    assert sse.encode(b"{}") == b"data: {}\n\n"
+    assert sse.encode(b"{}", "error") == b"event: error\ndata: {}\n\n"
