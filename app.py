@@ -18,6 +18,7 @@ from starlette.middleware.cors import CORSMiddleware
 from relay import logs
 from relay.config import Config, ConfigError, load
 from relay.edge import RequestEdge
+from relay.lifecycle import drain_on_sigterm
 from relay.runtime import Runtime
 from routes import ERROR_HANDLERS, canonical_path, route_table
 
@@ -28,6 +29,7 @@ def build_app(config: Config, transport: httpx.AsyncBaseTransport | None = None,
 
     @asynccontextmanager
     async def lifespan(app: Starlette):
+        drain_on_sigterm(rt)
         yield
         await rt.aclose()
 

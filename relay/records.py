@@ -23,7 +23,7 @@ class Call:
     __slots__ = (
         "request_id", "t0", "ts", "dialect", "token", "group", "multiplier", "model",
         "upstream_model", "channel", "status", "stream", "attempts", "ttfb_ms", "usage",
-        "estimated", "client_ip", "passthrough", "error", "client_gone", "finished",
+        "estimated", "client_ip", "passthrough", "error", "client_gone", "finished", "stopping",
     )
 
     def __init__(self, request_id: str, dialect: str, client_ip: str | None) -> None:
@@ -48,6 +48,7 @@ class Call:
         self.error: str | None = None
         self.client_gone = False
         self.finished = False
+        self.stopping = False  # ended by a shutdown that could wait no longer
 
     def first_byte(self) -> None:
         if self.ttfb_ms is None:

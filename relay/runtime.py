@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 
 import httpx
 
@@ -25,6 +26,7 @@ class Runtime:
         self.upstream = Upstream(config.proxy, transport)
         self.usage_log = UsageLog(usage_out)
         self.draining = False
+        self.open_calls: dict[asyncio.Task, Call] = {}
         # Passthrough has one candidate per dialect: the official API, with the client's own key.
         self.passthrough = {
             dialect: Channel(
@@ -33,6 +35,17 @@ class Runtime:
             )
             for dialect, base in config.passthrough.items()
         }
+
+    def begin_drain(self) -> None:
+        """Ready checks fail from now on; calls still open after `drain_s` are ended."""
+        if not self.draining:
+            self.draining = True
+            asyncio.get_running_loop().call_later(self.config.proxy.drain_s, self._end_open_calls)
+
+    def _end_open_calls(self) -> None:
+        for task, call in list(self.open_calls.items()):
+            call.stopping = True
+            task.cancel()
 
     def finish(self, call: Call) -> None:
         self.usage_log.write(record(call, self.config.price))

@@ -38,6 +38,7 @@ _SSE_HEADERS = [
 _RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 _KEY_STATUSES = frozenset({401, 403})  # the channel's key is refused: rest it, try another
 _ERROR_BODY_LIMIT = 64 * 1024
+_SHUTTING_DOWN = ProxyError(503, "The proxy is shutting down; retry the request", code="shutting_down")
 _TRANSLATABLE = frozenset({"chat/completions", "messages"})  # endpoints other dialects can serve
 
 
@@ -78,8 +79,10 @@ class Answer:
         if not self.started:
             extra = [(k.encode(), v.encode()) for k, v in err.headers.items()]
             await self.whole(err.status, _JSON + extra, render(dialect, err))
-        elif not self.call.finished:
-            await self.body(error_event(dialect, err) if self.sse else b"", more=False)
+        elif self.sse and not self.call.finished:
+            await self.body(error_event(dialect, err), more=False)
+        # else: a started body of another kind cannot carry an error; left unfinished, the
+        # server cuts the connection, and the client sees an incomplete answer
 
     async def ping(self) -> None:
         """A comment line that keeps an event stream open while the upstream thinks."""
@@ -106,6 +109,7 @@ class Forward:
                     client_ip(scope, headers, self.proxy))
         answer = Answer(send, call)
         task = asyncio.current_task()
+        rt.open_calls[task] = call
         watcher = None
         try:
             caller = rt.auth.identify(find_key(headers, scope["query_string"]), dialect)
@@ -118,11 +122,16 @@ class Forward:
         except ClientGone:
             call.status, call.error = 499, "client disconnected"
         except asyncio.CancelledError:
-            if not call.client_gone:
+            if call.client_gone:
+                task.uncancel()
+                call.status, call.error = 499, "client disconnected"
+            elif call.stopping:
+                task.uncancel()
+                await answer.error(dialect, _SHUTTING_DOWN)
+            else:
                 raise
-            task.uncancel()
-            call.status, call.error = 499, "client disconnected"
         finally:
+            del rt.open_calls[task]
             if watcher is not None:
                 watcher.cancel()
             rt.finish(call)
@@ -197,6 +206,9 @@ class Forward:
     async def _relay(self, scope, caller: Caller, payload, body: bytes, model: str, answer: Answer) -> None:
         row, rt, call = self.row, self.rt, answer.call
         tiers = self._tiers(caller, model)
+        if not tiers and row.endpoint == "messages/count_tokens" and self._counts_locally(caller, model):
+            await self._estimate_count(payload, answer)
+            return
         if not tiers:
             where = f"group '{caller.token.group}'" if caller.token else "passthrough"
             raise ProxyError(
@@ -250,6 +262,18 @@ class Forward:
             failure = ProxyError(503, f"No upstream could serve the model '{model}'", code="no_upstream")
         await answer.error(row.dialect, failure)
 
+    def _counts_locally(self, caller: Caller, model: str) -> bool:
+        """Claude Code counts tokens before each turn; channels of other dialects cannot."""
+        return not caller.passthrough and any(
+            translate.find("anthropic", c.dialect) for tier in self.rt.routes.tiers(caller.token.group, model)
+            for c in tier
+        )
+
+    async def _estimate_count(self, payload: dict, answer: Answer) -> None:
+        answer.call.estimated = True
+        tokens = estimate_tokens(request_chars(payload))
+        await answer.whole(200, list(_JSON), orjson.dumps({"input_tokens": tokens}))
+
     def _rest(self, attempt: Attempt, caller: Caller) -> None:
         if not caller.passthrough:
             self.rt.routes.rest(attempt)
@@ -279,7 +303,10 @@ class Forward:
         drop_usage_chunk = False
         if translation is not None:
             endpoint = translation.endpoint(payload)
-            content = orjson.dumps(translation.request(payload, upstream_model))
+            translated = translation.request(payload, upstream_model)
+            if not channel.stream_usage:
+                translated.pop("stream_options", None)
+            content = orjson.dumps(translated)
             query = b"alt=sse" if endpoint == "streamGenerateContent" else b""
         else:
             endpoint = row.endpoint
@@ -340,6 +367,8 @@ class Forward:
         finally:
             await response.aclose()
         status = response.status_code
+        if translation is not None and status == 529:
+            status = 503  # Anthropic's "overloaded" has no name in other dialects
         message = redact(upstream_message(raw), attempt.key)
         headers = {}
         if "retry-after" in response.headers:
@@ -441,6 +470,12 @@ class Forward:
             err = ProxyError(502, f"The upstream stream broke off: {type(exc).__name__}", code="upstream_cut")
             call.error = err.message
             await self._end_badly(pipe, answer, err)
+        except asyncio.CancelledError:
+            if not call.stopping:
+                raise
+            asyncio.current_task().uncancel()
+            call.error = _SHUTTING_DOWN.message
+            await self._end_badly(pipe, answer, _SHUTTING_DOWN)
         finally:
             call.usage = meter.usage
             if call.usage is None and payload is not None:

@@ -1,0 +1,213 @@
+"""What the translation modules share: reason tables, usage shapes, data URLs, effort buckets."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+
+import orjson
+
+from relay.errors import ProxyError
+
+# Anthropic stop_reason -> OpenAI finish_reason. `pause_turn` only happens with server tools the
+# client never asked for; `model_context_window_exceeded` is a length stop in OpenAI's terms.
+FINISH_FROM_ANTHROPIC = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+STOP_FROM_OPENAI = {
+    "stop": "end_turn",
+    "length": "max_tokens",
+    "tool_calls": "tool_use",
+    "function_call": "tool_use",
+    "content_filter": "refusal",
+}
+
+# Gemini finishReason -> OpenAI. Every policy block is `content_filter`; the rest (OTHER, LANGUAGE,
+# MALFORMED_FUNCTION_CALL, ...) ended the answer without a better OpenAI word for it.
+FINISH_FROM_GEMINI = {
+    "STOP": "stop",
+    "MAX_TOKENS": "length",
+    **dict.fromkeys(
+        (
+            "SAFETY",
+            "RECITATION",
+            "BLOCKLIST",
+            "PROHIBITED_CONTENT",
+            "SPII",
+            "IMAGE_SAFETY",
+            "IMAGE_PROHIBITED_CONTENT",
+            "IMAGE_RECITATION",
+            "MODEL_ARMOR",
+        ),
+        "content_filter",
+    ),
+}
+
+# reasoning_effort -> thinking budget in tokens, for targets that take a budget. Anthropic needs at
+# least 1024; the top stays under 32k so budget plus answer fits every thinking Claude's output cap.
+EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576, "max": 24576}
+
+
+def budget_to_effort(budget: int) -> str:
+    """The OpenAI reasoning_effort bucket a thinking budget falls in."""
+    if budget <= EFFORT_BUDGETS["low"]:
+        return "low"
+    if budget <= EFFORT_BUDGETS["medium"]:
+        return "medium"
+    return "high"
+
+
+def new_id(prefix: str) -> str:
+    return prefix + uuid.uuid4().hex[:24]
+
+
+def now() -> int:
+    return int(time.time())
+
+
+_DATA_URL = re.compile(r"data:([\w.+-]+/[\w.+-]+)?((?:;[\w-]+=[^;,]*)*);base64,(.*)", re.S)
+
+
+def parse_data_url(url: str) -> tuple[str, str] | None:
+    """`data:<mime>;base64,<data>` -> (mime, data); None for anything else."""
+    match = _DATA_URL.fullmatch(url)
+    if not match:
+        return None
+    return (match.group(1) or "application/octet-stream").lower(), match.group(3)
+
+
+def text_of(content: object) -> str:
+    """The text of an OpenAI message content: a string, or the text parts of a list, joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            part.get("text") or ""
+            for part in content
+            if isinstance(part, dict) and part.get("type") in ("text", "input_text")
+        )
+    return ""
+
+
+def clean_stops(stop: object) -> list[str]:
+    """OpenAI `stop` (string or list) without the empty or whitespace-only strings targets reject."""
+    stops = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    return [s for s in stops if isinstance(s, str) and s.strip()]
+
+
+def parse_arguments(arguments: object) -> dict:
+    """Tool-call arguments as the object Anthropic and Gemini need.
+
+    A model can emit arguments that are not a JSON object. They are kept, not dropped, as
+    `{"_raw": "<text>"}`: the client's tool then rejects them visibly and the model can retry,
+    where `{}` would run the tool with silently wrong input.
+    """
+    if isinstance(arguments, dict):
+        return arguments
+    if not isinstance(arguments, str) or not arguments.strip():
+        return {}
+    try:
+        value = orjson.loads(arguments)
+    except orjson.JSONDecodeError:
+        return {"_raw": arguments}
+    return value if isinstance(value, dict) else {"_raw": arguments}
+
+
+def dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def chunk(stream_id: str, created: int, model: str, delta: dict, finish_reason: str | None = None) -> dict:
+    """One OpenAI chat.completion.chunk with a single choice."""
+    choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    return {"id": stream_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice]}
+
+
+def openai_usage(prompt: int, completion: int, cached: int = 0, reasoning: int | None = None, written: int = 0) -> dict:
+    usage: dict = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": {"cached_tokens": cached},
+    }
+    if written:
+        usage["prompt_tokens_details"]["cache_write_tokens"] = written
+    if reasoning is not None:
+        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+    return usage
+
+
+def usage_from_anthropic(usage: dict) -> dict:
+    """Anthropic usage -> OpenAI usage (prompt tokens include cache reads and writes)."""
+    cached = usage.get("cache_read_input_tokens") or 0
+    written = usage.get("cache_creation_input_tokens") or 0
+    details = usage.get("output_tokens_details") or {}
+    return openai_usage(
+        (usage.get("input_tokens") or 0) + cached + written,
+        usage.get("output_tokens") or 0,
+        cached,
+        details.get("thinking_tokens"),
+        written,
+    )
+
+
+def anthropic_usage(usage: dict | None) -> dict:
+    """OpenAI usage -> Anthropic usage (input tokens exclude the cached ones)."""
+    usage = usage or {}
+    details = usage.get("prompt_tokens_details") or {}
+    # DeepSeek reports cache hits in its own field.
+    cached = details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
+    written = details.get("cache_write_tokens") or 0
+    prompt = usage.get("prompt_tokens") or 0
+    out = {
+        "input_tokens": max(prompt - cached - written, 0),
+        "output_tokens": usage.get("completion_tokens") or 0,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": cached,
+    }
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
+    if reasoning:
+        out["output_tokens_details"] = {"thinking_tokens": reasoning}
+    return out
+
+
+def usage_from_gemini(meta: dict) -> dict:
+    """Gemini usageMetadata -> OpenAI usage: thoughts count as completion tokens, as Gemini bills them."""
+    thoughts = meta.get("thoughtsTokenCount")
+    prompt = (meta.get("promptTokenCount") or 0) + (meta.get("toolUsePromptTokenCount") or 0)
+    completion = (meta.get("candidatesTokenCount") or 0) + (thoughts or 0)
+    return openai_usage(prompt, completion, meta.get("cachedContentTokenCount") or 0, thoughts)
+
+
+def refuse(param: str, what: str) -> ProxyError:
+    """The 400 for a request the target cannot serve, naming the field."""
+    return ProxyError(400, f"{param}: {what}", param=param)
+
+
+def check_openai(body: dict) -> None:
+    """Refuse what no translated OpenAI chat request can carry."""
+    if (body.get("n") or 1) > 1:
+        raise refuse("n", "more than one choice is not supported by this model's channel")
+    if body.get("functions") or body.get("function_call"):
+        raise refuse("functions", "legacy functions are not supported by this model's channel; use `tools`")
+
+
+def stream_error(error: object) -> ProxyError:
+    """An error an upstream sent inside a stream (or a 200 body), as the ProxyError to raise."""
+    error = error if isinstance(error, dict) else {"message": str(error)}
+    words = " ".join(str(error.get(key) or "") for key in ("type", "code", "status")).lower()
+    if "429" in words or "rate_limit" in words or "resource_exhausted" in words:
+        status = 429
+    elif "503" in words or "529" in words or "overloaded" in words or "unavailable" in words:
+        status = 503
+    else:
+        status = 502
+    return ProxyError(status, str(error.get("message") or "upstream error"))
