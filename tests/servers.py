@@ -22,9 +22,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 class Server:
-    def __init__(self, args: list[str], env: dict[str, str] | None = None, log_dir: Path | None = None,
+    """`argv` runs the server; `--fd N` (the bound socket) is appended."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None, log_dir: Path | None = None,
                  name: str = "server") -> None:
         self.sock = socket.socket()
+        # uvicorn takes an inherited fd for a Unix socket and so never sets TCP_NODELAY on the
+        # connections; set on the listener, Linux passes it on to every accepted socket.
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(1024)
         self.port = self.sock.getsockname()[1]
@@ -36,10 +41,11 @@ class Server:
         self._stderr = open(self.stderr_path, "wb")
         fd = self.sock.fileno()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", *args, "--fd", str(fd)],
+            [*argv, "--fd", str(fd)],
             cwd=ROOT, pass_fds=(fd,), stdout=self._stdout, stderr=self._stderr,
             env={**os.environ, **(env or {})},
         )
+        self.sock.close()  # the server owns the socket now: when it stops listening, connects fail
 
     def wait_ready(self, path: str = "/healthz", timeout: float = 20.0) -> None:
         try:
@@ -56,7 +62,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=timeout)
-        self.sock.close()
         self._stdout.close()
         self._stderr.close()
         return self.proc.returncode
@@ -74,8 +79,11 @@ class Server:
         self.stop()
 
 
+UVICORN = [sys.executable, "-m", "uvicorn"]
+
+
 def fake_upstream(log_dir: Path | None = None) -> Server:
-    server = Server(["--app-dir", "tests", "fake_upstream:app", "--no-access-log", "--log-level", "warning"],
+    server = Server([*UVICORN, "--app-dir", "tests", "fake_upstream:app", "--no-access-log", "--log-level", "warning"],
                     log_dir=log_dir, name="upstream")
     server.wait_ready("/_received")
     return server
@@ -85,12 +93,18 @@ def proxy(config_text: str, tmp_path: Path, env: dict[str, str] | None = None, r
           access_log: bool = False) -> Server:
     config = tmp_path / f"upstreams-{time.monotonic_ns()}.toml"
     config.write_text(config_text)
-    args = ["app:app", "--loop", "uvloop", "--http", "httptools", "--log-level", "info"]
+    args = [*UVICORN, "app:app", "--loop", "uvloop", "--http", "httptools", "--log-level", "info"]
     if not access_log:
         args.append("--no-access-log")
     server = Server(args, env={"AURAX_CONFIG": str(config), **(env or {})}, log_dir=tmp_path, name="proxy")
     if ready:
         server.wait_ready()
+    return server
+
+
+def silent_upstream(log_dir: Path | None = None) -> Server:
+    server = Server([sys.executable, str(ROOT / "tests" / "silent_upstream.py")], log_dir=log_dir, name="silent")
+    server.wait_ready("/_open")
     return server
 
 
@@ -103,6 +117,18 @@ def usage_records(server: Server, request_id: str | None = None, timeout: float 
             return records
         if time.monotonic() > deadline:
             raise AssertionError(f"no usage record for {request_id}")
+        time.sleep(0.02)
+
+
+def wait_records(server: Server, match, count: int, timeout: float = 5.0) -> list[dict]:
+    """The proxy's usage lines that `match`, once there are `count` of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [r for r in usage_records(server) if match(r)]
+        if len(found) >= count:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{len(found)} matching usage records, expected {count}")
         time.sleep(0.02)
 
 
