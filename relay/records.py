@@ -13,7 +13,7 @@ from typing import Callable
 
 import orjson
 
-from .config import Price
+from .config import Price, Token
 from .usage import Usage
 
 
@@ -32,7 +32,7 @@ class Call:
         self.ts = time.time()
         self.dialect = dialect
         self.client_ip = client_ip
-        self.token: str | None = None
+        self.token: Token | None = None
         self.group: str | None = None
         self.multiplier: float | None = None
         self.model: str | None = None
@@ -83,7 +83,7 @@ def record(call: Call, price_of: Callable[[str], Price | None]) -> dict:
     return {
         "request_id": call.request_id,
         "ts": round(call.ts, 3),
-        "token": call.token,
+        "token": call.token.name if call.token is not None else None,
         "group": call.group,
         "model": call.model,
         "upstream_model": call.upstream_model,

@@ -8,9 +8,12 @@ import httpx
 
 from .auth import Auth
 from .config import Channel, Config, Globs
+from .limits import Limits
+from .metrics import Metrics
 from .records import Call, UsageLog, record
 from .routing import Routes
 from .upstream import Upstream
+from .webhook import Webhook
 
 
 class Runtime:
@@ -25,8 +28,16 @@ class Runtime:
         self.routes = Routes(config)
         self.upstream = Upstream(config.proxy, transport)
         self.usage_log = UsageLog(usage_out)
+        self.limits = Limits()
         self.draining = False
         self.open_calls: dict[asyncio.Task, Call] = {}
+        self.metrics = Metrics(
+            resting_keys=self.routes.resting_count,
+            open_streams=lambda: sum(1 for call in self.open_calls.values() if call.stream),
+        )
+        self.webhook = None
+        if config.usage.webhook:
+            self.webhook = Webhook(config.usage, lambda: self.upstream.client, self._dropped)
         # Passthrough has one candidate per dialect: the official API, with the client's own key.
         self.passthrough = {
             dialect: Channel(
@@ -47,9 +58,21 @@ class Runtime:
             call.stopping = True
             task.cancel()
 
+    def _dropped(self, n: int) -> None:
+        self.metrics.webhook_dropped += n
+
     def finish(self, call: Call) -> None:
-        self.usage_log.write(record(call, self.config.price))
+        """The request is over: its usage line, metrics, webhook record and token spending."""
+        rec = record(call, self.config.price)
+        self.usage_log.write(rec)
+        self.metrics.observe(call, rec)
+        if self.webhook is not None:
+            self.webhook.put(rec)
+        if call.token is not None and call.usage is not None:
+            self.limits.spend(call.token, call.usage.input_tokens + call.usage.output_tokens)
 
     async def aclose(self) -> None:
+        if self.webhook is not None:
+            await self.webhook.aclose()
         self.usage_log.flush()
         await self.upstream.aclose()

@@ -114,6 +114,8 @@ class Forward:
         try:
             caller = rt.auth.identify(find_key(headers, scope["query_string"]), dialect)
             self._describe(call, caller)
+            if caller.token is not None:
+                rt.limits.admit(caller.token)
             body = await self._read_body(receive, headers)
             watcher = asyncio.ensure_future(_watch(receive, call, task))
             await self.serve(scope, headers, caller, body, answer)
@@ -141,7 +143,7 @@ class Forward:
         if caller.passthrough:
             call.passthrough = True
         else:
-            call.token = caller.token.name
+            call.token = caller.token
             call.group = caller.group.name
             call.multiplier = caller.group.multiplier
 
@@ -238,13 +240,16 @@ class Forward:
                 failure = ProxyError(504, f"Upstream '{channel.name}' timed out before answering",
                                      code="upstream_timeout")
                 self._rest(attempt, caller)
+                rt.metrics.attempt(channel.name, None)
                 continue
             except httpx.TransportError as exc:
                 reason = redact(str(exc) or type(exc).__name__, attempt.key)
                 failure = ProxyError(502, f"Upstream '{channel.name}' unreachable: {reason}",
                                      code="upstream_unreachable")
                 self._rest(attempt, caller)
+                rt.metrics.attempt(channel.name, None)
                 continue
+            rt.metrics.attempt(channel.name, response.status_code)
             if response.status_code >= 400:
                 failure = await self._failure(response, attempt, translation)
                 retry = response.status_code in _RETRY_STATUSES or response.status_code in _KEY_STATUSES

@@ -1,9 +1,9 @@
-"""Liveness and readiness for load balancers and orchestrators."""
+"""Liveness, readiness and metrics for load balancers, orchestrators and Prometheus."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from relay.runtime import Runtime
@@ -19,7 +19,11 @@ def health_routes(rt: Runtime) -> list[Route]:
         return JSONResponse({"status": "ready", "channels": len(rt.config.channels),
                              "passthrough": sorted(rt.config.passthrough)})
 
+    async def metrics(request: Request) -> Response:
+        return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
     return [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics, methods=["GET"]),
     ]

@@ -1,0 +1,86 @@
+"""`[usage] webhook`: the usage records, POSTed in batches as JSON arrays (SPEC §7).
+
+A request only puts its record on a bounded queue and never waits; when the collector is slow or
+down and the queue is full, records are dropped and counted (`aurax_usage_webhook_dropped`), the
+stdout lines still have them. One background task ships batches of up to `batch` records, at
+least every `flush_s`; a failed POST is retried twice before its batch is dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+import httpx
+import orjson
+
+from .config import UsageSink
+
+log = logging.getLogger("uvicorn.error")
+
+
+class Webhook:
+    def __init__(self, sink: UsageSink, client: Callable[[], httpx.AsyncClient],
+                 on_drop: Callable[[int], None]) -> None:
+        self._sink = sink
+        self._client = client  # -> httpx.AsyncClient, made lazily by the runtime
+        self._on_drop = on_drop
+        self._queue: asyncio.Queue[dict] | None = None
+        self._task: asyncio.Task | None = None
+        self._busy = False
+        self._headers = [("content-type", "application/json"), *self._sink.headers]
+
+    def put(self, record: dict) -> None:
+        if self._task is None:
+            self._queue = asyncio.Queue(self._sink.queue)
+            self._task = asyncio.get_running_loop().create_task(self._ship())
+        try:
+            self._queue.put_nowait(record)
+        except asyncio.QueueFull:
+            self._on_drop(1)
+
+    async def _ship(self) -> None:
+        queue, loop = self._queue, asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            deadline = loop.time() + self._sink.flush_s
+            while len(batch) < self._sink.batch:
+                try:
+                    async with asyncio.timeout(max(0.0, deadline - loop.time())):
+                        batch.append(await queue.get())
+                except TimeoutError:
+                    break
+            self._busy = True
+            try:
+                await self._post(batch)
+            finally:
+                self._busy = False
+
+    async def _post(self, batch: list[dict]) -> None:
+        body = orjson.dumps(batch)
+        for attempt in range(3):
+            try:
+                async with asyncio.timeout(10):
+                    response = await self._client().post(self._sink.webhook, content=body, headers=self._headers)
+                if response.status_code < 300:
+                    return
+                reason = f"status {response.status_code}"
+            except (httpx.HTTPError, TimeoutError) as exc:
+                reason = type(exc).__name__
+            if attempt < 2:
+                await asyncio.sleep(0.5 * (attempt + 1))
+        log.warning("usage webhook: dropped a batch of %d records (%s)", len(batch), reason)
+        self._on_drop(len(batch))
+
+    async def aclose(self, wait_s: float = 5.0) -> None:
+        """Ship what is queued (for at most `wait_s`), then stop."""
+        if self._task is None:
+            return
+        try:
+            async with asyncio.timeout(wait_s):
+                while not self._queue.empty() or self._busy:
+                    await asyncio.sleep(0.05)
+        except TimeoutError:
+            pass
+        self._task.cancel()

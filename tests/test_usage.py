@@ -1,0 +1,94 @@
+"""Usage normalised from every dialect, whole answers and streams; prices."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.config import Price
+from relay.records import cost
+from relay.usage import Meter, Usage, request_chars
+
+
+def test_openai_chat_answer():
+    meter = Meter("openai")
+    meter.answer({"usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140,
+                            "prompt_tokens_details": {"cached_tokens": 30},
+                            "completion_tokens_details": {"reasoning_tokens": 12}}})
+    assert meter.usage == Usage(100, 40, 30, 12)
+
+
+def test_openai_responses_and_embeddings():
+    meter = Meter("openai")
+    meter.answer({"usage": {"input_tokens": 50, "output_tokens": 9, "input_tokens_details": {"cached_tokens": 5},
+                            "output_tokens_details": {"reasoning_tokens": 3}}})
+    assert meter.usage == Usage(50, 9, 5, 3)
+    meter.answer({"usage": {"prompt_tokens": 8, "total_tokens": 8}})
+    assert meter.usage == Usage(8, 0, 0, 0)
+
+
+def test_openai_stream_usage_chunk_and_text():
+    meter = Meter("openai")
+    meter.event({"choices": [{"index": 0, "delta": {"content": "Hello"}}], "usage": None})
+    meter.event({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}}]})
+    assert meter.usage is None and meter.text_chars == 7
+    meter.event({"choices": [], "usage": {"prompt_tokens": 5, "completion_tokens": 2}})
+    assert meter.usage == Usage(5, 2, 0, 0)
+
+
+def test_responses_stream_completed_event():
+    meter = Meter("openai")
+    meter.event({"type": "response.output_text.delta", "delta": "abc"})
+    meter.event({"type": "response.completed", "response": {"usage": {"input_tokens": 4, "output_tokens": 3}}})
+    assert meter.usage == Usage(4, 3, 0, 0) and meter.text_chars == 3
+
+
+def test_anthropic_answer_counts_cache_reads_and_writes_as_input():
+    meter = Meter("anthropic")
+    meter.answer({"usage": {"input_tokens": 10, "cache_read_input_tokens": 200, "cache_creation_input_tokens": 50,
+                            "output_tokens": 30}})
+    assert meter.usage == Usage(260, 30, 200, 0)
+
+
+def test_anthropic_stream_message_start_then_delta():
+    meter = Meter("anthropic")
+    meter.event({"type": "message_start", "message": {"usage": {"input_tokens": 10, "cache_read_input_tokens": 90,
+                                                                "output_tokens": 1}}})
+    meter.event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hey"}})
+    meter.event({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 42}})
+    assert meter.usage == Usage(100, 42, 90, 0) and meter.text_chars == 3
+    # newer API versions repeat the input side in message_delta; nulls keep the earlier value
+    meter.event({"type": "message_delta", "usage": {"input_tokens": 10, "cache_read_input_tokens": None,
+                                                    "output_tokens": 43}})
+    assert meter.usage == Usage(100, 43, 90, 0)
+
+
+def test_gemini_usage_metadata():
+    meter = Meter("gemini")
+    meter.event({"candidates": [{"content": {"parts": [{"text": "ab"}]}}],
+                 "usageMetadata": {"promptTokenCount": 10, "totalTokenCount": 10}})
+    meter.event({"candidates": [{"content": {"parts": [{"text": "cd"}]}, "finishReason": "STOP"}],
+                 "usageMetadata": {"promptTokenCount": 1000, "cachedContentTokenCount": 200,
+                                   "candidatesTokenCount": 400, "thoughtsTokenCount": 100}})
+    assert meter.usage == Usage(1000, 500, 200, 100) and meter.text_chars == 4
+
+
+@pytest.mark.parametrize(
+    "price, usage, usd",
+    [
+        (Price(input=2.5, output=10, cached_input=1.25), Usage(1000, 500, 200, 0), 0.00725),
+        (Price(input=3, output=15, cached_input=0.3), Usage(1000, 500, 200, 0), 0.00996),
+        (Price(input=2.5, output=10), Usage(1000, 0, 1000, 0), 0.0025),  # no cached rate: full price
+        (Price(request=0.006), None, 0.006),
+        (Price(input=1), None, None),
+        (None, Usage(1, 1, 0, 0), None),
+    ],
+)
+def test_cost(price, usage, usd):
+    assert cost(price, usage) == usd
+
+
+def test_request_chars_for_estimates():
+    payload = {"messages": [{"role": "user", "content": [{"type": "text", "text": "abcd"},
+                                                         {"type": "image_url", "image_url": {"url": "x" * 999}}]}],
+               "system": "12"}
+    assert request_chars(payload) == len("user") + len("text") + 4 + len("image_url") + 2
