@@ -1,18 +1,34 @@
-# AuraX Edge Proxy: a small image that runs `uvicorn app:app` (uvloop + httptools) on $PORT.
+# AuraX Edge Proxy: uvicorn (uvloop + httptools) serving app:app on $PORT, as a non-root user.
+#   docker build -t aurax .
+#   docker run --rm -p 8080:8080 --stop-timeout 35 -e OPENAI_API_KEY=... aurax
+# Secrets come only from the environment; mount another config with
+#   -v $PWD/my.toml:/config/upstreams.toml -e AURAX_CONFIG=/config/upstreams.toml
 FROM python:3.11-slim
 
-ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PORT=8080 AURAX_CONFIG=/app/upstreams.toml
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PORT=8080 \
+    AURAX_CONFIG=/app/upstreams.toml
 
 WORKDIR /app
+# Dependencies first, pinned by the lock, so a code change does not reinstall them.
 COPY pyproject.toml requirements.lock README.md ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml','rb'))['project']['dependencies']))" > /tmp/deps.txt \
+    && pip install -c requirements.lock -r /tmp/deps.txt && rm /tmp/deps.txt
 COPY app.py upstreams.toml ./
 COPY relay ./relay
 COPY routes ./routes
-RUN pip install -c requirements.lock . && useradd --system --uid 10001 --no-create-home aurax
+RUN useradd --system --uid 10001 --no-create-home aurax
 
 USER aurax
 EXPOSE 8080
+# SIGTERM drains: open streams finish (up to [proxy] drain_s), then exit 0. Give `docker stop`
+# (--stop-timeout) or the orchestrator a longer grace period than drain_s.
+STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8080'), timeout=2)"]
-CMD ["sh", "-c", "exec uvicorn app:app --host 0.0.0.0 --port \"$PORT\" --loop uvloop --http httptools --no-server-header"]
+# --no-proxy-headers: the client address is the proxy's own business ([proxy] trust_cloudflare,
+# trusted_proxies), not uvicorn's. The access log is on; the app redacts ?key= in it.
+CMD ["sh", "-c", "exec uvicorn app:app --host 0.0.0.0 --port \"$PORT\" --loop uvloop --http httptools --no-proxy-headers --no-server-header --timeout-keep-alive 75"]

@@ -30,6 +30,7 @@ def build_app(config: Config, transport: httpx.AsyncBaseTransport | None = None,
     @asynccontextmanager
     async def lifespan(app: Starlette):
         drain_on_sigterm(rt)
+        rt.upstream.start()
         yield
         await rt.aclose()
 

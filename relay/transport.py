@@ -122,6 +122,16 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             await self._session.close()
             self._session = None
 
+    def close_now(self) -> None:
+        """Close the pool without an event loop: for hosts that never end the ASGI lifespan."""
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            connector = session.connector
+            session.detach()
+            # The synchronous half of `connector.close()`: transports are closed at once; its
+            # awaitable half only waits for that, and there may be no running loop to await it.
+            connector._close()
+
 
 class _NoCookies(httpx.Cookies):
     def extract_cookies(self, response: httpx.Response) -> None:

@@ -7,6 +7,7 @@ events (some serverless ones); `aclose` is called by the lifespan's end.
 from __future__ import annotations
 
 import asyncio
+import atexit
 from typing import AsyncIterator, Protocol
 from urllib.parse import quote
 
@@ -31,25 +32,35 @@ class Upstream:
         self._proxy = proxy
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._at_exit = None
         self._timeout = httpx.Timeout(
             connect=proxy.connect_timeout_s, read=None, write=None, pool=proxy.connect_timeout_s
         )
 
     @property
     def client(self) -> httpx.AsyncClient:
+        """The pooled client; the lifespan makes it at start-up, hosts without one on first use."""
         if self._client is None:
+            transport = self._transport or AiohttpTransport()
             self._client = UpstreamClient(
-                transport=self._transport or AiohttpTransport(),
-                timeout=self._timeout,
-                follow_redirects=False,
-                trust_env=False,
+                transport=transport, timeout=self._timeout, follow_redirects=False, trust_env=False
             )
+            if isinstance(transport, AiohttpTransport):
+                # A host that sends no lifespan events never calls `aclose`: close at exit.
+                self._at_exit = transport.close_now
+                atexit.register(self._at_exit)
         return self._client
+
+    def start(self) -> None:
+        self.client  # noqa: B018 (made now, not on the first request)
 
     async def aclose(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+        if self._at_exit is not None:
+            atexit.unregister(self._at_exit)
+            self._at_exit = None
 
     def request(self, method: str, url: str, headers: list, body: bytes) -> httpx.Request:
         return httpx.Request(

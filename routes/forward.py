@@ -236,16 +236,8 @@ class Forward:
             request, drop_usage_chunk = self._request(scope, attempt, payload, body, model, translation, streaming)
             try:
                 response = await self._open(request, client_sse, answer)
-            except (httpx.TimeoutException, TimeoutError):
-                failure = ProxyError(504, f"Upstream '{channel.name}' timed out before answering",
-                                     code="upstream_timeout")
-                self._rest(attempt, caller)
-                rt.metrics.attempt(channel.name, None)
-                continue
-            except httpx.TransportError as exc:
-                reason = redact(str(exc) or type(exc).__name__, attempt.key)
-                failure = ProxyError(502, f"Upstream '{channel.name}' unreachable: {reason}",
-                                     code="upstream_unreachable")
+            except (httpx.TransportError, TimeoutError) as exc:
+                failure = unreachable(exc, channel, attempt.key)
                 self._rest(attempt, caller)
                 rt.metrics.attempt(channel.name, None)
                 continue
@@ -492,6 +484,14 @@ class Forward:
         if tail is not None:
             await answer.body(tail, more=False)
         # else: a binary body cannot carry an error; returning unfinished makes the server cut it
+
+
+def unreachable(exc: Exception, channel: Channel, key: str) -> ProxyError:
+    """A request that got no answer head at all: 504 for timeouts, 502 for the rest."""
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        return ProxyError(504, f"Upstream '{channel.name}' timed out before answering", code="upstream_timeout")
+    reason = redact(str(exc) or type(exc).__name__, key)
+    return ProxyError(502, f"Upstream '{channel.name}' unreachable: {reason}", code="upstream_unreachable")
 
 
 async def _watch(receive, call: Call, task: asyncio.Task) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
+import httpx
 import orjson
 
 from relay import headers as header_rules, translate
@@ -16,7 +17,7 @@ from relay.errors import ProxyError
 from relay.streams import Raw
 from relay.usage import Meter
 
-from .forward import _JSON, Answer, Forward
+from .forward import _JSON, Answer, Forward, unreachable
 
 _CREATED = 1700000000  # lists need a creation time; the upstream's is not known here
 _GEMINI_METHODS = ["generateContent", "streamGenerateContent", "countTokens", "embedContent"]
@@ -73,7 +74,10 @@ class Models(Forward):
         if scope["query_string"]:
             target += "?" + scope["query_string"].decode("latin-1")
         request = self.rt.upstream.request("GET", target, header_rules.upstream(scope["headers"], channel, None), b"")
-        response = await self.rt.upstream.send(request)
+        try:
+            response = await self.rt.upstream.send(request)
+        except (httpx.TransportError, TimeoutError) as exc:
+            raise unreachable(exc, channel, "") from None
         try:
             await self._stream(response, Raw(), answer, Meter(dialect), None)
         finally:

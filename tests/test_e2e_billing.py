@@ -23,6 +23,7 @@ SECRET = "signing-secret-for-tests"
 CONFIG = """
 [proxy]
 signing_secret = "{secret}"
+trust_cloudflare = true
 [passthrough]
 openai = "{up}/v1"
 [groups.default]
@@ -200,6 +201,14 @@ def test_passthrough_is_logged_not_billed(proxy):
     record = record_for(proxy, raw.headers)
     assert record["passthrough"] is True and record["usage"]["input_tokens"] == 1000
     assert record["official_usd"] is None and record["billed_usd"] is None and record["token"] is None
+
+
+def test_client_ip_from_cloudflare_when_trusted(proxy, received):
+    raw = oai(proxy, "sk-ax-default-secret-3", default_headers={"CF-Connecting-IP": "203.0.113.50",
+                                                               "CF-Ray": "8c1d", "CF-IPCountry": "NL"}
+              ).chat.completions.with_raw_response.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
+    assert record_for(proxy, raw.headers)["client_ip"] == "203.0.113.50"
+    assert not [h for h in received.last()["headers"] if h.startswith("cf-")]  # never sent upstream
 
 
 def test_failed_and_refused_requests_have_records_too(proxy):

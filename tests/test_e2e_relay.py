@@ -129,6 +129,8 @@ def test_chat_stream_with_usage_as_the_doc_shows(proxy, received):
         messages=[{"role": "system", "content": "You are a helpful assistant."},
                   {"role": "user", "content": "你好 / Hello"}],
     )
+    assert stream.response.headers["cache-control"] == "no-cache"  # nothing between may buffer it
+    assert stream.response.headers["x-accel-buffering"] == "no"
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == "echo: 你好 / Hello"
