@@ -11,13 +11,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import tomllib
 from pathlib import Path
 
 import httpx
-import pytest
 
 import servers
 
