@@ -32,6 +32,7 @@ class Raw:
     """Bytes through untouched: audio and anything else that is not an event stream."""
 
     sse = False
+    failed = None
 
     def feed(self, chunk: bytes) -> bytes:
         return chunk
@@ -102,33 +103,59 @@ class _Events:
         return out
 
 
+# The bytes that mark an event worth parsing when the stream is only passed on: the ones that
+# carry usage, say the stream is over, or report an error. The rest are only counted.
+_MARKS = {
+    "openai": (b"[DONE]", b'"usage":{', b'"usage": {', b'"error"', b"response.completed", b"response.failed",
+               b"response.incomplete"),
+    "anthropic": (b"message_start", b"message_delta", b"message_stop", b"error"),
+    "gemini": (b'"finishReason"', b'"blockReason"', b'"error"'),
+}
+
+
 class Events(_Events):
     """A same-dialect event stream: passed on as received.
 
+    When the upstream will report usage, only the events that carry it, end the stream or
+    report an error are parsed (a byte search decides); the others are only counted, for an
+    estimate should the stream break first. When it will not (an OpenAI stream nobody asked usage
+    of), every event is parsed so the estimate is made from the text itself.
     `drop_usage_chunk` removes OpenAI's usage-only chunk when the proxy asked for it and the
     client did not.
     """
 
-    def __init__(self, dialect: str, meter: Meter, drop_usage_chunk: bool = False) -> None:
+    def __init__(self, dialect: str, meter: Meter, drop_usage_chunk: bool = False,
+                 expect_usage: bool = True) -> None:
         super().__init__(dialect, dialect, meter)
         self._drop_usage_chunk = drop_usage_chunk
+        self._marks = _MARKS[dialect] if expect_usage else None
+
+    def _scan(self, block: bytes) -> dict | None:
+        if self._marks is None:
+            return self._parse(block)
+        for mark in self._marks:
+            if mark in block:
+                return self._parse(block)
+        self.meter.raw(len(block))
+        return None
 
     def feed(self, chunk: bytes) -> bytes:
         blocks = self._decoder.feed(chunk)
         if not self._drop_usage_chunk:
             for block in blocks:
-                self._parse(block)
+                self._scan(block)
             return chunk
         kept = []
         for block in blocks:
-            data = self._parse(block)
+            data = self._scan(block)
             if data is not None and data.get("choices") == [] and data.get("usage"):
                 continue
             kept.append(block)
         return b"".join(kept)
 
     def end(self) -> bytes:
-        self._tail()
+        for block in self._decoder.flush():
+            self._scan(block)
         return b"" if self.complete else self.fail(ProxyError(502, _TRUNCATED))
 
 

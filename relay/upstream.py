@@ -12,6 +12,7 @@ from typing import AsyncIterator, Protocol
 from urllib.parse import quote
 
 import httpx
+from cachetools import LRUCache
 
 from .config import Channel, Proxy
 from .transport import AiohttpTransport, UpstreamClient
@@ -30,18 +31,22 @@ class Reader(Protocol):
 class Upstream:
     def __init__(self, proxy: Proxy, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._proxy = proxy
-        self._transport = transport
+        self._given_transport = transport
+        self._transport: httpx.AsyncBaseTransport | None = None
         self._client: httpx.AsyncClient | None = None
         self._at_exit = None
-        self._timeout = httpx.Timeout(
-            connect=proxy.connect_timeout_s, read=None, write=None, pool=proxy.connect_timeout_s
-        )
+        timeout = httpx.Timeout(connect=proxy.connect_timeout_s, read=None, write=None,
+                                pool=proxy.connect_timeout_s)
+        self._timeout = timeout
+        self._extensions = {"timeout": timeout.as_dict()}
+        # Parsing a URL is a fifth of building an httpx.Request; a relay asks for few distinct ones.
+        self._urls: LRUCache[str, httpx.URL] = LRUCache(1024)
 
     @property
     def client(self) -> httpx.AsyncClient:
         """The pooled client; the lifespan makes it at start-up, hosts without one on first use."""
         if self._client is None:
-            transport = self._transport or AiohttpTransport()
+            transport = self._transport = self._given_transport or AiohttpTransport()
             self._client = UpstreamClient(
                 transport=transport, timeout=self._timeout, follow_redirects=False, trust_env=False
             )
@@ -63,15 +68,22 @@ class Upstream:
             self._at_exit = None
 
     def request(self, method: str, url: str, headers: list, body: bytes) -> httpx.Request:
-        return httpx.Request(
-            method, url, headers=headers, content=body,
-            extensions={"timeout": self._timeout.as_dict()},
-        )
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = self._urls[url] = httpx.URL(url)
+        return httpx.Request(method, parsed, headers=headers, content=body, extensions=self._extensions)
 
     async def send(self, request: httpx.Request) -> httpx.Response:
-        """Send and wait for the answer's head; `first_byte_timeout_s` bounds the wait."""
+        """Send and wait for the answer's head; `first_byte_timeout_s` bounds the wait.
+
+        Straight to the client's transport: a relay needs none of `client.send`'s redirect, auth
+        and cookie handling, and the stream wrapper it adds makes a reference cycle of every
+        answer (measured: about a sixth of a request's CPU, with the garbage collection).
+        """
+        if self._client is None:
+            self.client  # noqa: B018 (a host without lifespan events: made on first use)
         async with asyncio.timeout(self._proxy.first_byte_timeout_s):
-            return await self.client.send(request, stream=True)
+            return await self._transport.handle_async_request(request)
 
 
 def reader(response: httpx.Response) -> Reader:

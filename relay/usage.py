@@ -71,13 +71,29 @@ def from_gemini(m: dict) -> Usage:
 class Meter:
     """Usage of one answer in the upstream's dialect."""
 
-    __slots__ = ("dialect", "usage", "text_chars", "_anthropic")
+    __slots__ = ("dialect", "usage", "text_chars", "_anthropic", "_raw_bytes", "_raw_events", "_raw_smallest")
 
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
         self.usage: Usage | None = None
         self.text_chars = 0
         self._anthropic: dict = {}
+        self._raw_bytes = self._raw_events = 0
+        self._raw_smallest = 1 << 30
+
+    def raw(self, size: int) -> None:
+        """An event passed on unparsed, of `size` bytes (for an estimate if usage never comes)."""
+        self._raw_bytes += size
+        self._raw_events += 1
+        if size < self._raw_smallest:
+            self._raw_smallest = size
+
+    def output_chars(self) -> int:
+        """The answer's text, for an estimate: exact for parsed events; for events passed on
+        unparsed, their bytes less the framing every event has (the smallest event's size)."""
+        if not self._raw_events:
+            return self.text_chars
+        return max(self.text_chars, self._raw_bytes - self._raw_events * self._raw_smallest)
 
     def answer(self, body: dict) -> None:
         if self.dialect == "gemini":

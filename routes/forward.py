@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import uuid
 
 import httpx
 import orjson
@@ -19,77 +18,25 @@ from relay import bodies, headers as header_rules, translate
 from relay.auth import Caller, check_model, find_key
 from relay.config import Channel
 from relay.edge import client_ip, header_map
-from relay.errors import ProxyError, UpstreamFailure, redact, render, upstream_message
+from relay.errors import ProxyError, UpstreamFailure, redact, upstream_message
 from relay.records import Call
 from relay.routing import Attempt
 from relay.runtime import Runtime
-from relay.streams import GeminiArray, Events, Raw, Translated, error_event
-from relay.upstream import reader, url as upstream_url
+from relay.streams import Events, GeminiArray, Raw, Translated
+from relay.upstream import url as upstream_url
 from relay.usage import Meter, Usage, estimate_tokens, request_chars
 
+from .answer import JSON, SHUTTING_DOWN, Answer, _Watcher, read_all, stream
 from .table import Row
 
-_JSON = [(b"content-type", b"application/json")]
-_SSE_HEADERS = [
-    (b"content-type", b"text/event-stream; charset=utf-8"),
-    (b"cache-control", b"no-cache"),
-    (b"x-accel-buffering", b"no"),
-]
 _RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
 _KEY_STATUSES = frozenset({401, 403})  # the channel's key is refused: rest it, try another
 _ERROR_BODY_LIMIT = 64 * 1024
-_SHUTTING_DOWN = ProxyError(503, "The proxy is shutting down; retry the request", code="shutting_down")
 _TRANSLATABLE = frozenset({"chat/completions", "messages"})  # endpoints other dialects can serve
 
 
 class ClientGone(Exception):
     pass
-
-
-class Answer:
-    """The client side of one request: what has been sent, and sending more."""
-
-    __slots__ = ("_send", "call", "started", "sse")
-
-    def __init__(self, send, call: Call) -> None:
-        self._send = send
-        self.call = call
-        self.started = False
-        self.sse = False
-
-    async def start(self, status: int, headers: list) -> None:
-        self.started = True
-        self.call.status = status
-        await self._send({"type": "http.response.start", "status": status, "headers": headers})
-
-    async def body(self, data: bytes, more: bool = True) -> None:
-        if data:
-            self.call.first_byte()
-        if not more:
-            self.call.finished = True
-        await self._send({"type": "http.response.body", "body": data, "more_body": more})
-
-    async def whole(self, status: int, headers: list, data: bytes) -> None:
-        await self.start(status, headers + [(b"content-length", str(len(data)).encode())])
-        await self.body(data, more=False)
-
-    async def error(self, dialect: str, err: ProxyError) -> None:
-        if self.call.error is None:
-            self.call.error = err.message
-        if not self.started:
-            extra = [(k.encode(), v.encode()) for k, v in err.headers.items()]
-            await self.whole(err.status, _JSON + extra, render(dialect, err))
-        elif self.sse and not self.call.finished:
-            await self.body(error_event(dialect, err), more=False)
-        # else: a started body of another kind cannot carry an error; left unfinished, the
-        # server cuts the connection, and the client sees an incomplete answer
-
-    async def ping(self) -> None:
-        """A comment line that keeps an event stream open while the upstream thinks."""
-        if not self.started:
-            self.sse = True
-            await self.start(200, list(_SSE_HEADERS))
-        await self._send({"type": "http.response.body", "body": b": ping\n\n", "more_body": True})
 
 
 class Forward:
@@ -105,8 +52,7 @@ class Forward:
         rt = self.rt
         headers = header_map(scope["headers"])
         dialect = self.dialect_of(headers, scope["query_string"])
-        call = Call(scope.get("aurax.request_id") or uuid.uuid4().hex, dialect,
-                    client_ip(scope, headers, self.proxy))
+        call = Call(scope["aurax.request_id"], dialect, client_ip(scope, headers, self.proxy))
         answer = Answer(send, call)
         task = asyncio.current_task()
         rt.open_calls[task] = call
@@ -117,7 +63,7 @@ class Forward:
             if caller.token is not None:
                 rt.limits.admit(caller.token)
             body = await self._read_body(receive, headers)
-            watcher = asyncio.ensure_future(_watch(receive, call, task))
+            watcher = _Watcher(receive, call, task)
             await self.serve(scope, headers, caller, body, answer)
         except ProxyError as err:
             await answer.error(dialect, err)
@@ -129,13 +75,13 @@ class Forward:
                 call.status, call.error = 499, "client disconnected"
             elif call.stopping:
                 task.uncancel()
-                await answer.error(dialect, _SHUTTING_DOWN)
+                await answer.error(dialect, SHUTTING_DOWN)
             else:
                 raise
         finally:
             del rt.open_calls[task]
             if watcher is not None:
-                watcher.cancel()
+                watcher.stop()
             rt.finish(call)
 
     @staticmethod
@@ -149,13 +95,9 @@ class Forward:
 
     async def _read_body(self, receive, headers: dict[str, str]) -> bytes:
         limit = self.proxy.max_body_bytes
-        too_large = ProxyError(
-            413, f"Request body is larger than the {limit // (1024 * 1024)} MB limit",
-            code="request_too_large",
-        )
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise too_large
+            raise _too_large(limit)
         chunks, size = [], 0
         while True:
             message = await receive()
@@ -164,7 +106,7 @@ class Forward:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise too_large
+                raise _too_large(limit)
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
@@ -269,7 +211,7 @@ class Forward:
     async def _estimate_count(self, payload: dict, answer: Answer) -> None:
         answer.call.estimated = True
         tokens = estimate_tokens(request_chars(payload))
-        await answer.whole(200, list(_JSON), orjson.dumps({"input_tokens": tokens}))
+        await answer.whole(200, list(JSON), orjson.dumps({"input_tokens": tokens}))
 
     def _rest(self, attempt: Attempt, caller: Caller) -> None:
         if not caller.passthrough:
@@ -329,7 +271,7 @@ class Forward:
         target = upstream_url(channel, endpoint, upstream_model, query, relay)
         hdrs = header_rules.upstream(scope["headers"], channel, attempt.key if relay else None)
         if translation is not None:
-            hdrs = [(n, v) for n, v in hdrs if n != b"content-type"] + _JSON
+            hdrs = [(n, v) for n, v in hdrs if n != b"content-type"] + JSON
         return self.rt.upstream.request("POST" if row.method == "POST" else row.method, target, hdrs, content), drop_usage_chunk
 
     async def _open(self, request: httpx.Request, client_sse: bool, answer: Answer) -> httpx.Response:
@@ -351,14 +293,8 @@ class Forward:
 
     async def _failure(self, response: httpx.Response, attempt: Attempt, translation) -> ProxyError:
         raw = b""
-        source = reader(response)
         try:
-            while len(raw) < _ERROR_BODY_LIMIT:
-                async with asyncio.timeout(self.proxy.idle_timeout_s):
-                    chunk = await source.read()
-                if not chunk:
-                    break
-                raw += chunk
+            raw = await read_all(response, self.proxy.idle_timeout_s, _ERROR_BODY_LIMIT)
         except (httpx.HTTPError, TimeoutError):
             pass
         finally:
@@ -390,22 +326,23 @@ class Forward:
             elif row.dialect == "gemini" and not client_sse:
                 pipe = GeminiArray(meter)
             else:
-                pipe = Events(row.dialect, meter, drop_usage_chunk)
-            await self._stream(response, pipe, answer, meter, payload)
+                expect = drop_usage_chunk or _expects_usage(row.dialect, payload)
+                pipe = Events(row.dialect, meter, drop_usage_chunk, expect)
         elif ctype.startswith("application/json") and not call.stream:
             await self._whole(response, translation, meter, model, answer)
+            return
         else:
-            await self._stream(response, Raw(), answer, meter, payload)
+            pipe = Raw()
+        try:
+            await stream(response, pipe, answer, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
+        finally:
+            call.usage = meter.usage
+            if call.usage is None and payload is not None:
+                call.estimated = True
+                call.usage = _estimate(payload, meter)
 
     async def _whole(self, response: httpx.Response, translation, meter: Meter, model: str, answer: Answer) -> None:
-        source, parts = reader(response), []
-        while True:
-            async with asyncio.timeout(self.proxy.idle_timeout_s):
-                chunk = await source.read()
-            if not chunk:
-                break
-            parts.append(chunk)
-        data = b"".join(parts)
+        data = await read_all(response, self.proxy.idle_timeout_s)
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -417,73 +354,13 @@ class Forward:
         elif translation is not None:
             raise ProxyError(502, "The upstream answered with a body that is not JSON", code="bad_upstream_answer")
         answer.call.usage = meter.usage
-        out = _JSON if translation is not None else header_rules.downstream(response.headers.raw)
+        out = JSON if translation is not None else header_rules.downstream(response.headers.raw)
         await answer.whole(response.status_code, out, data)
 
-    async def _stream(self, response: httpx.Response, pipe, answer: Answer, meter: Meter, payload) -> None:
-        call, proxy = answer.call, self.proxy
-        if not answer.started:
-            hdrs = header_rules.downstream(response.headers.raw)
-            if pipe.sse:
-                hdrs = [h for h in hdrs if h[0] not in (b"content-type", b"cache-control")] + _SSE_HEADERS
-                answer.sse = True
-            elif isinstance(pipe, GeminiArray):
-                hdrs = [h for h in hdrs if h[0] != b"content-type"] + _JSON
-            elif "content-length" in response.headers:
-                hdrs.append((b"content-length", response.headers["content-length"].encode()))
-            await answer.start(response.status_code, hdrs)
-        source = reader(response)
-        keepalive = proxy.keepalive_s if pipe.sse else proxy.idle_timeout_s
-        silent = 0.0
-        try:
-            while True:
-                wait = min(keepalive, proxy.idle_timeout_s - silent)
-                try:
-                    async with asyncio.timeout(wait):
-                        chunk = await source.read()
-                except TimeoutError:
-                    silent += wait
-                    if silent >= proxy.idle_timeout_s:
-                        raise ProxyError(504, f"The upstream went silent for {proxy.idle_timeout_s:g} s",
-                                         code="upstream_idle") from None
-                    await answer.ping()
-                    continue
-                silent = 0.0
-                if not chunk:
-                    break
-                out = pipe.feed(chunk)
-                if out:
-                    await answer.body(out)
-            tail = pipe.end()
-            if pipe.sse and not getattr(pipe, "complete", True):
-                call.error = "upstream stream ended before it was complete"
-            elif getattr(pipe, "failed", None):
-                call.error = pipe.failed
-            await answer.body(tail, more=False)
-        except ProxyError as err:
-            call.error = err.message
-            await self._end_badly(pipe, answer, err)
-        except httpx.HTTPError as exc:
-            err = ProxyError(502, f"The upstream stream broke off: {type(exc).__name__}", code="upstream_cut")
-            call.error = err.message
-            await self._end_badly(pipe, answer, err)
-        except asyncio.CancelledError:
-            if not call.stopping:
-                raise
-            asyncio.current_task().uncancel()
-            call.error = _SHUTTING_DOWN.message
-            await self._end_badly(pipe, answer, _SHUTTING_DOWN)
-        finally:
-            call.usage = meter.usage
-            if call.usage is None and payload is not None:
-                call.estimated = True
-                call.usage = _estimate(payload, meter)
 
-    async def _end_badly(self, pipe, answer: Answer, err: ProxyError) -> None:
-        tail = pipe.fail(err)
-        if tail is not None:
-            await answer.body(tail, more=False)
-        # else: a binary body cannot carry an error; returning unfinished makes the server cut it
+def _too_large(limit: int) -> ProxyError:
+    return ProxyError(413, f"Request body is larger than the {limit / (1024 * 1024):g} MB limit",
+                      code="request_too_large")
 
 
 def unreachable(exc: Exception, channel: Channel, key: str) -> ProxyError:
@@ -492,17 +369,6 @@ def unreachable(exc: Exception, channel: Channel, key: str) -> ProxyError:
         return ProxyError(504, f"Upstream '{channel.name}' timed out before answering", code="upstream_timeout")
     reason = redact(str(exc) or type(exc).__name__, key)
     return ProxyError(502, f"Upstream '{channel.name}' unreachable: {reason}", code="upstream_unreachable")
-
-
-async def _watch(receive, call: Call, task: asyncio.Task) -> None:
-    """Cancel the request's work as soon as its client goes away."""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            if not call.finished:
-                call.client_gone = True
-                task.cancel()
-            return
 
 
 def _conversation_head(payload: dict):
@@ -515,7 +381,15 @@ def _conversation_head(payload: dict):
 
 
 def _estimate(payload: dict, meter: Meter) -> Usage:
-    return Usage(estimate_tokens(request_chars(payload)), estimate_tokens(meter.text_chars))
+    return Usage(estimate_tokens(request_chars(payload)), estimate_tokens(meter.output_chars()))
+
+
+def _expects_usage(dialect: str, payload) -> bool:
+    """Whether the client asked for usage in its stream (Anthropic and Gemini always get it)."""
+    if dialect != "openai":
+        return True
+    options = payload.get("stream_options") if isinstance(payload, dict) else None
+    return isinstance(options, dict) and options.get("include_usage") is True
 
 
 def _is_error_body(raw: bytes) -> bool:

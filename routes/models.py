@@ -15,9 +15,9 @@ from relay import headers as header_rules, translate
 from relay.auth import Caller
 from relay.errors import ProxyError
 from relay.streams import Raw
-from relay.usage import Meter
 
-from .forward import _JSON, Answer, Forward, unreachable
+from .answer import JSON, Answer, stream
+from .forward import Forward, unreachable
 
 _CREATED = 1700000000  # lists need a creation time; the upstream's is not known here
 _GEMINI_METHODS = ["generateContent", "streamGenerateContent", "countTokens", "embedContent"]
@@ -49,7 +49,7 @@ class Models(Forward):
             names = [model]
         listing = _shape(dialect, names, single=model is not None)
         answer.call.status = 200
-        await answer.whole(200, list(_JSON), orjson.dumps(listing))
+        await answer.whole(200, list(JSON), orjson.dumps(listing))
 
     def _names(self, caller: Caller, dialect: str) -> list[str]:
         token = caller.token
@@ -79,7 +79,7 @@ class Models(Forward):
         except (httpx.TransportError, TimeoutError) as exc:
             raise unreachable(exc, channel, "") from None
         try:
-            await self._stream(response, Raw(), answer, Meter(dialect), None)
+            await stream(response, Raw(), answer, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
         finally:
             await response.aclose()
 

@@ -1,0 +1,236 @@
+"""The client side of a request: its answer, sent whole or streamed as the upstream sends it.
+
+Streaming has no buffering and little work per chunk: one timer watches a whole answer for
+silence (keep-alive pings, the idle timeout), event streams are passed on as received, and a
+stream that breaks after its first byte ends with an error event in the client's dialect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from relay import headers as header_rules
+from relay.errors import ProxyError, render
+from relay.records import Call
+from relay.streams import GeminiArray, error_event
+from relay.upstream import reader
+
+JSON = [(b"content-type", b"application/json")]
+SSE_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+]
+PING = b": ping\n\n"
+SHUTTING_DOWN = ProxyError(503, "The proxy is shutting down; retry the request", code="shutting_down")
+
+
+class Answer:
+    """The client side of one request: what has been sent, and sending more."""
+
+    __slots__ = ("_send", "call", "started", "sse")
+
+    def __init__(self, send, call: Call) -> None:
+        self._send = send
+        self.call = call
+        self.started = False
+        self.sse = False
+
+    async def start(self, status: int, headers: list) -> None:
+        self.started = True
+        self.call.status = status
+        await self._send({"type": "http.response.start", "status": status, "headers": headers})
+
+    async def body(self, data: bytes, more: bool = True) -> None:
+        if data:
+            self.call.first_byte()
+        if not more:
+            self.call.finished = True
+        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+
+    async def whole(self, status: int, headers: list, data: bytes) -> None:
+        await self.start(status, headers + [(b"content-length", str(len(data)).encode())])
+        await self.body(data, more=False)
+
+    async def error(self, dialect: str, err: ProxyError) -> None:
+        if self.call.error is None:
+            self.call.error = err.message
+        if not self.started:
+            extra = [(k.encode(), v.encode()) for k, v in err.headers.items()]
+            await self.whole(err.status, JSON + extra, render(dialect, err))
+        elif self.sse and not self.call.finished:
+            await self.body(error_event(dialect, err), more=False)
+        # else: a started body of another kind cannot carry an error; left unfinished, the
+        # server cuts the connection, and the client sees an incomplete answer
+
+    async def ping(self) -> None:
+        """A comment line that keeps an event stream open while the upstream thinks."""
+        if not self.started:
+            self.sse = True
+            await self.start(200, list(SSE_HEADERS))
+        await self._send({"type": "http.response.body", "body": PING, "more_body": True})
+
+
+
+
+class Silence:
+    """One timer for a whole answer that interrupts a read after `interval` seconds of silence.
+
+    Arming a timer per chunk would cost more than the chunk's own work: this one is armed once
+    and, each time it is due, looks whether a chunk came meanwhile (`touch` only notes the time).
+    It only interrupts a read, never a send, so no chunk is ever half sent.
+    """
+
+    __slots__ = ("_loop", "_task", "_interval", "_last", "_handle", "reading", "fired")
+
+    def __init__(self, interval: float) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._interval = interval
+        self._last = self._loop.time()
+        self.reading = False
+        self.fired = False
+        self._handle = self._loop.call_at(self._last + interval, self._due)
+
+    def touch(self) -> None:
+        self._last = self._loop.time()
+
+    def _due(self) -> None:
+        now = self._loop.time()
+        due = self._last + self._interval
+        if now < due or not self.reading:
+            self._handle = self._loop.call_at(max(due, now + self._interval * 0.1), self._due)
+            return
+        self.fired = True
+        self._last = now
+        self._handle = self._loop.call_at(now + self._interval, self._due)
+        self._task.cancel()
+
+    def cancel(self) -> None:
+        self._handle.cancel()
+
+
+async def read_all(response: httpx.Response, idle_s: float, limit: int | None = None) -> bytes:
+    """A whole (small) upstream body; `idle_s` bounds each wait for the next chunk."""
+    source, parts, size = reader(response), [], 0
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(loop.time() + idle_s) as deadline:
+        while limit is None or size < limit:
+            chunk = await source.read()
+            if not chunk:
+                break
+            parts.append(chunk)
+            size += len(chunk)
+            deadline.reschedule(loop.time() + idle_s)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+async def stream(response: httpx.Response, pipe, answer: Answer, keepalive_s: float, idle_s: float) -> None:
+    """Pass an upstream body on chunk by chunk through `pipe`; pings while an event stream is
+    silent; an error event (or a cut connection, for other bodies) when the upstream fails."""
+    call = answer.call
+    if not answer.started:
+        await answer.start(response.status_code, _stream_headers(response, pipe))
+    source = reader(response)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    silence = Silence(keepalive_s if pipe.sse else idle_s)
+    heard = loop.time()
+    try:
+        while True:
+            silence.reading = True
+            try:
+                chunk = await source.read()
+            except asyncio.CancelledError:
+                if not silence.fired or call.client_gone or call.stopping:
+                    raise
+                silence.fired = False
+                task.uncancel()
+                if loop.time() - heard >= idle_s * 0.999:
+                    raise ProxyError(504, f"The upstream went silent for {idle_s:g} s", code="upstream_idle") from None
+                await answer.ping()
+                continue
+            finally:
+                silence.reading = False
+            silence.touch()
+            heard = silence._last
+            if not chunk:
+                break
+            out = pipe.feed(chunk)
+            if out:
+                await answer.body(out)
+        tail = pipe.end()
+        if pipe.sse and not pipe.complete:
+            call.error = "upstream stream ended before it was complete"
+        elif pipe.failed:
+            call.error = pipe.failed
+        await answer.body(tail, more=False)
+    except ProxyError as err:
+        await _end_badly(pipe, answer, err)
+    except httpx.HTTPError as exc:
+        await _end_badly(pipe, answer, ProxyError(502, f"The upstream stream broke off: {type(exc).__name__}",
+                                                  code="upstream_cut"))
+    except asyncio.CancelledError:
+        if not call.stopping:
+            raise
+        task.uncancel()
+        await _end_badly(pipe, answer, SHUTTING_DOWN)
+    finally:
+        silence.cancel()
+
+
+def _stream_headers(response: httpx.Response, pipe) -> list:
+    hdrs = header_rules.downstream(response.headers.raw)
+    if pipe.sse:
+        return [h for h in hdrs if h[0] not in (b"content-type", b"cache-control")] + SSE_HEADERS
+    if isinstance(pipe, GeminiArray):
+        return [h for h in hdrs if h[0] != b"content-type"] + JSON
+    if "content-length" in response.headers:
+        hdrs.append((b"content-length", response.headers["content-length"].encode()))
+    return hdrs
+
+
+async def _end_badly(pipe, answer: Answer, err: ProxyError) -> None:
+    answer.call.error = err.message
+    tail = pipe.fail(err)
+    if tail is not None:
+        await answer.body(tail, more=False)
+    # else: a binary body cannot carry an error; returning unfinished makes the server cut it
+
+
+class _Watcher:
+    """Cancels a request's work as soon as its client goes away.
+
+    Listening needs a task of its own; most requests are over within a fraction of a second, so
+    it starts only after `WATCH_AFTER_S` (a timer costs a tenth of a task) — a client that left
+    earlier is noticed then, well within the second the spec allows.
+    """
+
+    WATCH_AFTER_S = 0.25
+    __slots__ = ("_receive", "_call", "_task", "_timer", "_listener")
+
+    def __init__(self, receive, call: Call, task: asyncio.Task) -> None:
+        self._receive, self._call, self._task = receive, call, task
+        self._listener: asyncio.Task | None = None
+        self._timer = asyncio.get_running_loop().call_later(self.WATCH_AFTER_S, self._start)
+
+    def _start(self) -> None:
+        self._listener = asyncio.ensure_future(self._listen())
+
+    async def _listen(self) -> None:
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                if not self._call.finished:
+                    self._call.client_gone = True
+                    self._task.cancel()
+                return
+
+    def stop(self) -> None:
+        self._timer.cancel()
+        if self._listener is not None:
+            self._listener.cancel()
+
+
