@@ -7,45 +7,40 @@ wraps them in the middleware every request passes. The request path lives in `ro
 
 from __future__ import annotations
 
+import gc
 import sys
 from contextlib import asynccontextmanager
 
 import httpx
-from starlette.applications import Starlette
-from starlette.middleware import Middleware
-from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Router
 
 from relay import logs
 from relay.config import Config, ConfigError, load
 from relay.edge import RequestEdge
 from relay.lifecycle import drain_on_sigterm
 from relay.runtime import Runtime
-from routes import ERROR_HANDLERS, canonical_path, route_table
+from routes import canonical_path, not_found, route_table
 
 
-def build_app(config: Config, transport: httpx.AsyncBaseTransport | None = None, usage_out=None):
+def build_app(config: Config, transport: httpx.AsyncBaseTransport | None = None, usage_out=None) -> RequestEdge:
     """The proxy for `config`. Tests pass a mock `transport` and collect usage lines."""
     rt = Runtime(config, transport, usage_out)
 
     @asynccontextmanager
-    async def lifespan(app: Starlette):
+    async def lifespan(app):
         drain_on_sigterm(rt)
         rt.upstream.start()
+        # What start-up made lives as long as the process: keep it out of every collection
+        # (measured: ~8% of a request's CPU went to the collector scanning it).
+        gc.collect()
+        gc.freeze()
         yield
         await rt.aclose()
 
-    cors = config.proxy.cors_origins
-    starlette = Starlette(
-        routes=route_table(rt),
-        middleware=[
-            Middleware(CORSMiddleware, allow_origins=list(cors), allow_methods=["*"],
-                       allow_headers=["*"], expose_headers=["x-request-id"], max_age=86400),
-        ],
-        exception_handlers=ERROR_HANDLERS,
-        lifespan=lifespan,
-    )
-    starlette.state.runtime = rt
-    return RequestEdge(starlette, canonical_path)
+    router = Router(route_table(rt), default=not_found, lifespan=lifespan)
+    app = RequestEdge(router, canonical_path, config.proxy.cors_origins)
+    app.runtime = rt
+    return app
 
 
 def _load() -> Config:

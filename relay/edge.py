@@ -1,28 +1,36 @@
-"""What every request passes through first: an id, the canonical path, and who is asking.
+"""What every request passes through first: an id, the canonical path, CORS, and who is asking.
 
-`RequestEdge` is plain ASGI (no per-request task or body copy): it names the request, maps the
-many base-URL spellings clients use onto the route table's paths, and puts `x-request-id` on
-every answer, errors and 404s included.
+`RequestEdge` is the one middleware, plain ASGI with no per-request task or body copy: it names
+the request, refuses oversized headers, answers CORS preflights (browsers: NextChat, LobeChat),
+maps the many base-URL spellings clients use onto the route table's paths, puts `x-request-id`
+(and the CORS headers) on every answer, and turns a bug into a 500 in the client's dialect.
+Starlette's own CORS and error middleware did the same at several coroutine hops per message.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import itertools
+import logging
 import os
 from typing import Callable
 
 from .config import Proxy
 from .errors import ProxyError, render
 
+log = logging.getLogger("uvicorn.error")
+
 # What Cloudflare accepts in front of us; the server itself would buffer any amount.
 MAX_HEADER_BYTES = 32 * 1024
+_PREFLIGHT_METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
 class RequestEdge:
-    def __init__(self, app, canonical_path: Callable[[str], str]) -> None:
+    def __init__(self, app, canonical_path: Callable[[str], str], cors_origins: tuple[str, ...] = ("*",)) -> None:
         self.app = app
         self.canonical_path = canonical_path
+        self._any_origin = "*" in cors_origins
+        self._origins = frozenset(o.encode() for o in cors_origins)
         # 32 hex digits: this process's random half, then a counter (no random read per request)
         self._ids = map(f"{os.urandom(8).hex()}{{:016x}}".format, itertools.count())
 
@@ -32,30 +40,76 @@ class RequestEdge:
             return
         request_id = next(self._ids)
         scope["aurax.request_id"] = request_id
-        header = (b"x-request-id", request_id.encode())
-        if sum(len(n) + len(v) for n, v in scope["headers"]) > MAX_HEADER_BYTES:
-            await _refuse(scope, send, header, ProxyError(
-                431, f"Request headers are larger than {MAX_HEADER_BYTES // 1024} KB", code="headers_too_large"))
+        extra = [(b"x-request-id", request_id.encode())]
+        size, origin, preflight = 0, None, None
+        for name, value in scope["headers"]:
+            size += len(name) + len(value)
+            if name == b"origin":
+                origin = value
+            elif name == b"access-control-request-method":
+                preflight = value
+        if size > MAX_HEADER_BYTES:
+            err = ProxyError(431, f"Request headers are larger than {MAX_HEADER_BYTES // 1024} KB",
+                             code="headers_too_large")
+            await _answer_error(scope, send, extra + [(b"connection", b"close")], err)
             return
+        if origin is not None:
+            allowed = self._allowed(origin)
+            if allowed is not None:
+                extra.append((b"access-control-allow-origin", allowed))
+                if allowed != b"*":
+                    extra.append((b"vary", b"Origin"))
+                if preflight is not None and scope["method"] == "OPTIONS":
+                    await _preflight(scope, send, extra)
+                    return
+                extra.append((b"access-control-expose-headers", b"x-request-id"))
         path = self.canonical_path(scope["path"])
         if path != scope["path"]:
             scope["path"] = path
+        started = False
 
-        async def send_with_id(message) -> None:
+        async def send_with(message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), header]
+                started = True
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            if not started:
+                err = ProxyError(500, f"Internal error in the proxy (request {request_id})", code="internal_error")
+                await _answer_error(scope, send, extra, err)
+            # else: the answer is under way; left unfinished, the server cuts the connection
+
+    def _allowed(self, origin: bytes) -> bytes | None:
+        if self._any_origin:
+            return b"*"
+        return origin if origin in self._origins else None
 
 
-async def _refuse(scope, send, request_id_header, err: ProxyError) -> None:
-    dialect = guess_dialect(scope["path"], header_map(scope["headers"]), scope["query_string"])
-    body = render(dialect, err)
+async def _preflight(scope, send, extra: list) -> None:
+    requested = next((v for n, v in scope["headers"] if n == b"access-control-request-headers"), b"")
+    headers = [(b"access-control-allow-methods", _PREFLIGHT_METHODS), (b"access-control-max-age", b"86400"),
+               (b"content-length", b"0"), *extra]
+    if requested:
+        headers.append((b"access-control-allow-headers", requested))
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def _answer_error(scope, send, extra: list, err: ProxyError) -> None:
+    body = answer_error(scope, err)
     await send({"type": "http.response.start", "status": err.status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"connection", b"close"), request_id_header]})
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]})
     await send({"type": "http.response.body", "body": body})
+
+
+def answer_error(scope, err: ProxyError) -> bytes:
+    """The body of an error given before any route is known, in the dialect the client speaks."""
+    return render(guess_dialect(scope["path"], header_map(scope["headers"]), scope["query_string"]), err)
 
 
 def header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:

@@ -8,6 +8,8 @@ dialect's last event is never passed off as complete: `end()` then returns an er
 
 from __future__ import annotations
 
+import re
+
 import orjson
 
 from . import errors, sse
@@ -103,13 +105,12 @@ class _Events:
         return out
 
 
-# The bytes that mark an event worth parsing when the stream is only passed on: the ones that
-# carry usage, say the stream is over, or report an error. The rest are only counted.
+# What marks an event worth parsing when the stream is only passed on: the ones that carry
+# usage, say the stream is over, or report an error (one search in C). The rest are only counted.
 _MARKS = {
-    "openai": (b"[DONE]", b'"usage":{', b'"usage": {', b'"error"', b"response.completed", b"response.failed",
-               b"response.incomplete"),
-    "anthropic": (b"message_start", b"message_delta", b"message_stop", b"error"),
-    "gemini": (b'"finishReason"', b'"blockReason"', b'"error"'),
+    "openai": re.compile(rb'\[DONE\]|"usage": ?\{|"error"|response\.(?:completed|failed|incomplete)'),
+    "anthropic": re.compile(rb"message_(?:start|delta|stop)|error"),
+    "gemini": re.compile(rb'"(?:finishReason|blockReason|error)"'),
 }
 
 
@@ -131,11 +132,8 @@ class Events(_Events):
         self._marks = _MARKS[dialect] if expect_usage else None
 
     def _scan(self, block: bytes) -> dict | None:
-        if self._marks is None:
+        if self._marks is None or self._marks.search(block):
             return self._parse(block)
-        for mark in self._marks:
-            if mark in block:
-                return self._parse(block)
         self.meter.raw(len(block))
         return None
 

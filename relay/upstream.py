@@ -68,10 +68,21 @@ class Upstream:
             self._at_exit = None
 
     def request(self, method: str, url: str, headers: list, body: bytes) -> httpx.Request:
+        """An httpx.Request with exactly these headers plus Host and Content-Length.
+
+        Made with `stream=`, so httpx adds no headers of its own: its `_prepare` looks each
+        default header up in a linear scan, a tenth of a request's CPU in the profile.
+        """
         parsed = self._urls.get(url)
         if parsed is None:
             parsed = self._urls[url] = httpx.URL(url)
-        return httpx.Request(method, parsed, headers=headers, content=body, extensions=self._extensions)
+        headers.append((b"host", parsed.netloc))
+        if body or method in ("POST", "PUT", "PATCH"):
+            headers.append((b"content-length", str(len(body)).encode()))
+        request = httpx.Request(method, parsed, headers=headers, stream=httpx.ByteStream(body),
+                                extensions=self._extensions)
+        request.read()
+        return request
 
     async def send(self, request: httpx.Request) -> httpx.Response:
         """Send and wait for the answer's head; `first_byte_timeout_s` bounds the wait.

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from starlette.convertors import Convertor, register_url_convertor
-from starlette.requests import Request
-from starlette.responses import Response
 from starlette.routing import Route
 
-from relay.edge import guess_dialect, header_map
-from relay.errors import ProxyError, render
+from relay.edge import answer_error
+from relay.errors import ProxyError
 from relay.runtime import Runtime
 
 from .forward import Forward
@@ -32,30 +30,37 @@ class _ModelName(Convertor):
 register_url_convertor("model", _ModelName())
 
 
+class DialectRoute(Route):
+    """A route whose 405 (a known path, another method) is in the client's dialect."""
+
+    async def handle(self, scope, receive, send) -> None:
+        if self.methods and scope["method"] not in self.methods:
+            message = f"Method {scope['method']} is not allowed on {scope['path']}"
+            await _send_error(scope, send, ProxyError(405, message, code="method_not_allowed"),
+                              [(b"allow", ", ".join(sorted(self.methods)).encode())])
+        else:
+            await self.app(scope, receive, send)
+
+
 def route_table(rt: Runtime) -> list[Route]:
     routes = [
-        Route(row.path, (Models if row.endpoint == "models" else Forward)(row, rt), methods=[row.method])
+        DialectRoute(row.path, (Models if row.endpoint == "models" else Forward)(row, rt), methods=[row.method])
         for row in ROWS
     ]
-    return routes + health_routes(rt)
+    return routes + health_routes(rt, DialectRoute)
 
 
-def _error_answer(status: int, message: str, code: str):
-    async def handler(request: Request, exc: Exception) -> Response:
-        dialect = guess_dialect(request.url.path, header_map(request.scope["headers"]),
-                                request.scope["query_string"])
-        text = message.format(method=request.method, path=request.url.path)
-        return Response(render(dialect, ProxyError(status, text, code=code)), status,
-                        media_type="application/json")
-
-    return handler
+async def not_found(scope, receive, send) -> None:
+    """The router's answer when no route matches the path, in the client's dialect."""
+    err = ProxyError(404, f"Unknown path: {scope['method']} {scope['path']}", code="unknown_path")
+    await _send_error(scope, send, err, [])
 
 
-ERROR_HANDLERS = {
-    404: _error_answer(404, "Unknown path: {method} {path}", "unknown_path"),
-    405: _error_answer(405, "Method {method} is not allowed on {path}", "method_not_allowed"),
-    500: _error_answer(500, "Internal error in the proxy; the request id names it in the logs",
-                       "internal_error"),
-}
+async def _send_error(scope, send, err: ProxyError, headers: list) -> None:
+    body = answer_error(scope, err)
+    await send({"type": "http.response.start", "status": err.status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
 
-__all__ = ["ERROR_HANDLERS", "canonical_path", "route_table"]
+
+__all__ = ["canonical_path", "not_found", "route_table"]

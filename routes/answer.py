@@ -116,7 +116,7 @@ async def read_all(response: httpx.Response, idle_s: float, limit: int | None = 
     """A whole (small) upstream body; `idle_s` bounds each wait for the next chunk."""
     source, parts, size = reader(response), [], 0
     loop = asyncio.get_running_loop()
-    async with asyncio.timeout(loop.time() + idle_s) as deadline:
+    async with asyncio.timeout(idle_s) as deadline:
         while limit is None or size < limit:
             chunk = await source.read()
             if not chunk:

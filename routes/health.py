@@ -9,7 +9,7 @@ from starlette.routing import Route
 from relay.runtime import Runtime
 
 
-def health_routes(rt: Runtime) -> list[Route]:
+def health_routes(rt: Runtime, route: type[Route] = Route) -> list[Route]:
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
@@ -23,7 +23,7 @@ def health_routes(rt: Runtime) -> list[Route]:
         return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return [
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-        Route("/metrics", metrics, methods=["GET"]),
+        route("/healthz", healthz, methods=["GET"]),
+        route("/readyz", readyz, methods=["GET"]),
+        route("/metrics", metrics, methods=["GET"]),
     ]

@@ -50,3 +50,40 @@ def test_oversized_headers_get_431_in_dialect():
     response = asyncio.run(go())
     assert response.status_code == 431 and response.json()["type"] == "error"
     assert response.headers["x-request-id"]
+
+
+def _call(app, method, path, headers):
+    async def go():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://p") as client:
+            return await client.request(method, path, headers=headers)
+
+    return asyncio.run(go())
+
+
+def test_cors_with_a_list_of_origins():
+    app = build_app(parse('[proxy]\ncors_origins = ["https://chat.example"]\n' + BASE))
+    preflight = _call(app, "OPTIONS", "/v1/chat/completions", {
+        "origin": "https://chat.example", "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://chat.example"
+    assert preflight.headers["access-control-allow-headers"] == "authorization, content-type"
+    assert preflight.headers["vary"] == "Origin"
+    other = _call(app, "OPTIONS", "/v1/chat/completions", {
+        "origin": "https://evil.example", "access-control-request-method": "POST"})
+    assert "access-control-allow-origin" not in other.headers and other.status_code == 405
+    answer = _call(app, "GET", "/v1/models", {"origin": "https://chat.example"})
+    assert answer.status_code == 401 and answer.headers["access-control-expose-headers"] == "x-request-id"
+
+
+def test_a_bug_becomes_a_500_in_the_clients_dialect(caplog):
+    from relay.edge import RequestEdge
+
+    async def broken(scope, receive, send):
+        raise RuntimeError("boom")
+
+    app = RequestEdge(broken, lambda path: path)
+    response = _call(app, "POST", "/v1/messages", {"x-api-key": "k"})
+    assert response.status_code == 500 and response.json()["type"] == "error"
+    assert response.headers["x-request-id"] in response.json()["error"]["message"]
+    assert "boom" not in response.text and "boom" in caplog.text

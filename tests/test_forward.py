@@ -80,7 +80,7 @@ class Harness:
             return await client.post(path, json=body, headers={"authorization": f"Bearer {key}", **headers})
 
     def records(self) -> list[dict]:
-        self.app.app.state.runtime.usage_log.flush()
+        self.app.runtime.usage_log.flush()
         return [json.loads(line) for line in self.usage.getvalue().splitlines()]
 
 
