@@ -31,6 +31,14 @@ _ERRORS: tuple[tuple[type[BaseException], type[httpx.TransportError]], ...] = (
 )
 
 
+def _translated(exc: Exception) -> Exception:
+    """aiohttp's exception as the httpx one callers expect (the exception itself if unknown)."""
+    for source, target in _ERRORS:
+        if isinstance(exc, source):
+            return target(str(exc) or type(exc).__name__)
+    return exc
+
+
 @contextlib.contextmanager
 def _mapped() -> Iterator[None]:
     try:
@@ -38,10 +46,10 @@ def _mapped() -> Iterator[None]:
     except asyncio.CancelledError:
         raise
     except Exception as exc:
-        for source, target in _ERRORS:
-            if isinstance(exc, source):
-                raise target(str(exc) or type(exc).__name__) from exc
-        raise
+        mapped = _translated(exc)
+        if mapped is exc:
+            raise
+        raise mapped from exc
 
 
 class Chunks(httpx.AsyncByteStream):
@@ -58,8 +66,15 @@ class Chunks(httpx.AsyncByteStream):
 
     async def read(self) -> bytes:
         """The next chunk, or b"" at the end."""
-        with _mapped():
+        try:
             return await self._response.content.readany()
+        except (asyncio.CancelledError, httpx.HTTPError):
+            raise
+        except Exception as exc:  # a plain try: a context manager per chunk costs more than the read
+            mapped = _translated(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while chunk := await self.read():

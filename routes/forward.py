@@ -231,7 +231,10 @@ class Forward:
         head = _conversation_head(payload)
         if head is None:
             return None
-        return hashlib.blake2b(caller.token.name.encode() + b"\0" + orjson.dumps(head), digest_size=16).digest()
+        # The first 4 KB decide: enough to tell conversations apart, and a 100 KB document in
+        # the first message costs no more to hash than a greeting.
+        fingerprint = orjson.dumps(head)[:4096]
+        return hashlib.blake2b(caller.token.name.encode() + b"\0" + fingerprint, digest_size=16).digest()
 
     def _request(self, scope, attempt: Attempt, payload, body: bytes, model: str, translation,
                  streaming: bool) -> tuple[httpx.Request, bool]:
