@@ -112,12 +112,20 @@ def answer_error(scope, err: ProxyError) -> bytes:
     return render(guess_dialect(scope["path"], header_map(scope["headers"]), scope["query_string"]), err)
 
 
+# The request headers the proxy itself reads (the rest are only passed on, never decoded).
+READ_HEADERS = {
+    name.encode(): name
+    for name in ("authorization", "x-api-key", "x-goog-api-key", "content-type", "content-length",
+                 "anthropic-version", "cf-connecting-ip", "x-forwarded-for")
+}
+
+
 def header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
-    """Request headers by (lower-case) name; the first of repeated ones wins."""
+    """The headers the proxy reads, by (lower-case) name; the first of repeated ones wins."""
     out: dict[str, str] = {}
     for name, value in raw:
-        key = name.decode("latin-1")
-        if key not in out:
+        key = READ_HEADERS.get(name)
+        if key is not None and key not in out:
             out[key] = value.decode("latin-1")
     return out
 

@@ -12,7 +12,7 @@ import math
 import time
 from typing import Callable
 
-from cachetools import TTLCache
+from cachetools import LRUCache
 
 from .config import Token
 from .errors import ProxyError
@@ -46,8 +46,9 @@ class _Window:
 class Limits:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        # Idle tokens drop out after two minutes; at most this many tokens are tracked at once.
-        self._windows: TTLCache[str, _Window] = TTLCache(maxsize=100_000, ttl=2 * WINDOW_S, timer=clock)
+        # A window holds only its last two minutes, so an old one costs nothing but its slot;
+        # the least recently used go first once this many tokens are tracked.
+        self._windows: LRUCache[str, _Window] = LRUCache(maxsize=100_000)
 
     def _window(self, name: str) -> _Window:
         window = self._windows.get(name)
@@ -69,7 +70,6 @@ class Limits:
             raise _limited(f"Rate limit reached for token '{token.name}': {token.tpm} tokens per minute "
                            f"(per replica)", retry_after)
         window.requests += 1
-        self._windows[token.name] = window  # refresh its time to live
 
     def spend(self, token: Token, tokens: int) -> None:
         if token.tpm is not None and tokens:

@@ -31,6 +31,16 @@ class Attempt:
         return self.channel.keys[self.key_index]
 
 
+_MASK = (1 << 64) - 1
+
+
+def _mix(x: int) -> int:
+    """A 64-bit finaliser (splitmix64): nearby inputs give unrelated, uniform outputs."""
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & _MASK
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EB & _MASK
+    return x ^ (x >> 31)
+
+
 class Routes:
     def __init__(
         self,
@@ -45,6 +55,7 @@ class Routes:
         self._tiers: LRUCache[tuple[str, str], tuple[tuple[Channel, ...], ...]] = LRUCache(4096)
         self._turn = {c.name: itertools.count() for c in self.channels}
         self._resting: dict[tuple[str, int], tuple[float, float]] = {}  # -> (until, failed at)
+        self._key_ids: dict[str, tuple[int, ...]] = {}
 
     def tiers(self, group: str, model: str) -> tuple[tuple[Channel, ...], ...]:
         """Matching channels grouped by priority, highest first; empty when none serves."""
@@ -99,17 +110,30 @@ class Routes:
         return sorted(tier, key=lambda c: self._rand() ** (1.0 / c.weight), reverse=True)
 
     def _sticky(self, tier: tuple[Channel, ...], affinity: bytes) -> Attempt:
-        """One conversation's home: weighted rendezvous hashing over the top tier's keys."""
+        """One conversation's home: weighted rendezvous hashing over the top tier's keys.
+
+        Each key has a fixed 64-bit identity; mixed with the conversation's hash (a few integer
+        operations, no hash call per key) it gives the key's draw for this conversation.
+        """
+        conversation = int.from_bytes(affinity[:8], "big")
         best, best_score = None, math.inf
         for channel in tier:
-            for index in range(len(channel.keys)):
-                digest = hashlib.blake2b(affinity + channel.name.encode() + index.to_bytes(4, "big"),
-                                         digest_size=8).digest()
-                u = (int.from_bytes(digest, "big") + 1) / (2**64 + 1)
-                score = -math.log(u) * len(channel.keys) / channel.weight
+            share = channel.weight / len(channel.keys)
+            for index, identity in enumerate(self._identities(channel)):
+                u = (_mix(conversation ^ identity) + 1) / (2**64 + 1)
+                score = -math.log(u) / share
                 if score < best_score:
                     best, best_score = Attempt(channel, index), score
         return best
+
+    def _identities(self, channel: Channel) -> tuple[int, ...]:
+        found = self._key_ids.get(channel.name)
+        if found is None:
+            found = self._key_ids[channel.name] = tuple(
+                int.from_bytes(hashlib.blake2b(f"{channel.name}\0{i}".encode(), digest_size=8).digest(), "big")
+                for i in range(len(channel.keys))
+            )
+        return found
 
     def rest(self, attempt: Attempt) -> None:
         now = self._clock()

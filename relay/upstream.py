@@ -15,7 +15,7 @@ import httpx
 from cachetools import LRUCache
 
 from .config import Channel, Proxy
-from .transport import AiohttpTransport, UpstreamClient
+from .transport import AiohttpTransport, UpstreamClient, headers_from
 
 # Azure serves these per deployment: /openai/deployments/{deployment}/{endpoint}
 _AZURE_DEPLOYMENT_ENDPOINTS = frozenset(
@@ -79,7 +79,7 @@ class Upstream:
         headers.append((b"host", parsed.netloc))
         if body or method in ("POST", "PUT", "PATCH"):
             headers.append((b"content-length", str(len(body)).encode()))
-        request = httpx.Request(method, parsed, headers=headers, stream=httpx.ByteStream(body),
+        request = httpx.Request(method, parsed, headers=headers_from(headers), stream=httpx.ByteStream(body),
                                 extensions=self._extensions)
         request.read()
         return request

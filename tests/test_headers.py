@@ -103,3 +103,13 @@ def test_downstream_drops_cookies_and_hop_by_hop():
     out = headers.downstream(answer)
     assert out == [(b"content-type", b"application/json"), (b"x-ratelimit-remaining-requests", b"99"),
                    (b"retry-after", b"3")]
+
+
+def test_fast_httpx_headers_equal_httpx_own():
+    from relay.transport import headers_from
+
+    pairs = [(b"Content-Type", b"application/json"), (b"x-ratelimit-remaining", b"9"), (b"Set-Cookie", b"a=1"),
+             (b"set-cookie", b"b=2")]
+    fast, slow = headers_from(pairs), __import__("httpx").Headers(pairs)
+    assert fast == slow and fast.raw == slow.raw
+    assert fast.get_list("set-cookie") == ["a=1", "b=2"] and fast["content-type"] == "application/json"
