@@ -1,0 +1,238 @@
+"""The printed result: the machine, the scenario table with ratios and targets, every run's counts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import nginx
+import procs
+import wrk
+
+if TYPE_CHECKING:
+    from run import Bench, Run
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for name in ("starlette", "httpx", "aiohttp", "uvicorn", "uvloop", "httptools", "orjson"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "-"
+    tools = {}
+    if wrk.WRK:
+        tools["wrk"] = (subprocess.run([wrk.WRK, "-v"], check=False, capture_output=True, text=True).stdout.split("[")[0]
+                        .replace("wrk", "").strip() or "?")
+    if nginx.NGINX:
+        tools["nginx"] = subprocess.run([nginx.NGINX, "-v"], check=False, capture_output=True, text=True).stderr.strip().split("/")[-1]
+    code = "unknown"
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True, text=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], check=False, cwd=ROOT,
+                               capture_output=True, text=True)
+        if head.returncode == 0:
+            changed = len(dirty.stdout.splitlines())
+            code = head.stdout.strip() + (f" + {changed} modified files" if changed else "")
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "python": platform.python_version(), "packages": versions, "tools": tools, "code": code}
+
+
+def _num(v: float | None, digits: int = 2, comma: bool = False) -> str:
+    if v is None:
+        return "—"
+    return f"{v:,.{digits}f}" if comma else f"{v:.{digits}f}"
+
+
+class Table:
+    COLUMNS = ("scenario", "direct", "proxy", "proxy/direct", "proxy, no access log", "nginx", "target",
+               "proxy vs target")
+
+    def __init__(self, bench: Bench) -> None:
+        self.b = bench
+        self.rows: list[list[str]] = []
+
+    def run(self, target: str, scenario: str) -> Run | None:
+        for r in self.b.runs:
+            if r.target == target and r.scenario == scenario:
+                return r
+        return None
+
+    def cell(self, target: str, scenario: str, value, digits: int = 2, comma: bool = False) -> str:
+        run = self.run(target, scenario)
+        if target not in self.b.targets:
+            return "n/a" if target == "nginx" else "skipped"
+        if run is None:
+            return "—"
+        text = _num(value(run), digits, comma)
+        return text + " ⚠ERRORS" if run.errors else text
+
+    def verdict(self, ok: bool | None, errored: bool) -> str:
+        if errored:
+            return "**FAIL (errors)**"
+        if ok is None:
+            return "—"
+        return "pass" if ok else "**FAIL**"
+
+    def add(self, label, scenario, value, *, digits=2, comma=False, ratio=True, target_text="—",
+            check=None, direct=True) -> None:
+        proxy_run = self.run("proxy", scenario)
+        direct_run = self.run("direct", scenario)
+        pv = value(proxy_run) if proxy_run else None
+        dv = value(direct_run) if direct_run else None
+        ratio_text = "—"
+        if ratio and pv is not None and dv:
+            ratio_text = f"{pv / dv:.2f}×"
+        errored = proxy_run is None or proxy_run.errors > 0
+        self.rows.append([
+            label,
+            self.cell("direct", scenario, value, digits, comma) if direct else "—",
+            self.cell("proxy", scenario, value, digits, comma),
+            ratio_text,
+            self.cell("proxy_nolog", scenario, value, digits, comma),
+            self.cell("nginx", scenario, value, digits, comma),
+            target_text,
+            self.verdict(None if check is None or pv is None else check(pv), errored),
+        ])
+
+    def add_added_ttfc(self, label: str, scenario: str) -> None:
+        direct = self.run("direct", scenario)
+        base = direct.ttfc_p50_ms if direct else None
+
+        def added(name: str) -> tuple[str, float | None, bool]:
+            if name not in self.b.targets:
+                return ("n/a" if name == "nginx" else "skipped"), None, False
+            run = self.run(name, scenario)
+            if run is None or base is None or run.ttfc_p50_ms is None:
+                return "—", None, True
+            errored = run.errors > 0 or direct.errors > 0
+            v = run.ttfc_p50_ms - base
+            return f"{v:+.2f}" + (" ⚠ERRORS" if errored else ""), v, errored
+
+        proxy_text, pv, perr = added("proxy")
+        self.rows.append([label, "0 (baseline)", proxy_text, "—", added("proxy_nolog")[0], added("nginx")[0],
+                          "≤ 3", self.verdict(None if pv is None else pv <= 3, perr)])
+
+    def add_target_row(self, label: str, attr: str, digits: int, target_text: str, check) -> None:
+        def get(name: str) -> str:
+            t = self.b.targets.get(name)
+            if t is None:
+                return "n/a" if name == "nginx" else "skipped"
+            v = getattr(t, attr)
+            text = _num(v, digits)
+            if attr == "cold_start_s" and t.cold_start_error:
+                text += " ⚠ERRORS"
+            return text
+
+        proxy = self.b.targets.get("proxy")
+        pv = getattr(proxy, attr) if proxy else None
+        errored = proxy is None or (attr == "cold_start_s" and proxy.cold_start_error is not None)
+        self.rows.append([label, "—", get("proxy"), "—", get("proxy_nolog"), get("nginx"), target_text,
+                          self.verdict(None if pv is None else check(pv), errored)])
+
+    def build(self) -> list[list[str]]:
+        p = self.b.p
+        shape = f"{p.stream_concurrency} × {p.stream_chunks} × {p.stream_gap_ms:g} ms"
+        self.add(f"non-stream req/s ({p.connections} conns)", "chat", lambda r: r.rate, digits=0, comma=True,
+                 target_text="≥ 4,000", check=lambda v: v >= 4000)
+        self.add("non-stream CPU ms/req", "chat", lambda r: r.cpu_ms_per_req, digits=3,
+                 target_text="≤ 0.25", check=lambda v: v <= 0.25)
+        self.add("non-stream CPU busy %", "chat", lambda r: r.busy * 100 if r.busy is not None else None,
+                 digits=0, ratio=False)
+        self.add(f"100 KB body req/s ({p.connections} conns)", "chat_100k", lambda r: r.rate, digits=0, comma=True)
+        self.add("100 KB body CPU ms/req", "chat_100k", lambda r: r.cpu_ms_per_req, digits=3)
+        self.add(f"stream TTFC p50 ms ({shape})", "stream", lambda r: r.ttfc_p50_ms, digits=2)
+        self.add_added_ttfc("stream added TTFC p50 ms", "stream")
+        self.add("stream CPU s / 1k chunks", "stream", lambda r: r.cpu_s_per_1k_chunks, digits=4,
+                 target_text="≤ 0.03", check=lambda v: v <= 0.03)
+        self.add("Anthropic stream TTFC p50 ms", "anthropic_stream", lambda r: r.ttfc_p50_ms, digits=2)
+        self.add_added_ttfc("Anthropic stream added TTFC p50 ms", "anthropic_stream")
+        self.add("Anthropic stream CPU s / 1k chunks", "anthropic_stream", lambda r: r.cpu_s_per_1k_chunks,
+                 digits=4, target_text="≤ 0.03", check=lambda v: v <= 0.03)
+        self.add_target_row("idle RSS MB", "idle_rss", 1, "≤ 50", lambda v: v <= 50)
+        self.add_target_row("peak RSS MB", "peak_rss", 1, "≤ 80", lambda v: v <= 80)
+        self.add_target_row("cold start to first 200 s", "cold_start_s", 3, "≤ 0.3", lambda v: v <= 0.3)
+        return self.rows
+
+
+def markdown(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def runs_table(bench: Bench) -> str:
+    header = ("run", "tool", "seconds", "answers", "ok", "non-2xx", "wrong body", "socket errors",
+              "latency p50 ms", "p99 ms", "CPU s (measured)", "upstream CPU s")
+    rows = []
+    for r in bench.runs:
+        res = r.result
+        rows.append([f"{bench.targets[r.target].title} / {r.scenario}", res.tool, f"{res.elapsed:.2f}",
+                     str(res.requests), str(res.ok), str(res.non_2xx), str(res.wrong_body), str(res.socket_errors),
+                     _num(res.latency_p50 * 1000 if res.latency_p50 is not None else None, 2),
+                     _num(res.latency_p99 * 1000 if res.latency_p99 is not None else None, 2),
+                     f"{r.cpu_s:.2f}", f"{r.upstream_cpu_s:.2f}"])
+    return markdown(header, rows)
+
+
+def report(bench: Bench, info: dict, usage: dict[str, dict], metrics_status: str | None) -> str:
+    p = bench.p
+    lines = ["# AuraX Edge Proxy benchmark" + (" (--quick: a tiny load, numbers are not meaningful)" if p.quick else ""),
+             "",
+             f"machine: {info['cpu']}, {info['cores']} cores, Linux {info['kernel']}, Python {info['python']}",
+             "packages: " + ", ".join(f"{k} {v}" for k, v in info["packages"].items()),
+             f"code: {info['code']}",
+             "tools: " + (", ".join(f"{k} {v}" for k, v in info["tools"].items()) or "none (wrk, nginx not installed)"),
+             ]
+    if bench.proxy_cpu is None:
+        lines.append("pinning: OFF (fewer than 2 CPUs available): numbers mix proxy and load CPU")
+    else:
+        lines.append(f"pinning: proxy / nginx on CPU {bench.proxy_cpu}; fake upstream + load generator on CPU "
+                     f"{bench.load_cpu} ({'taskset' if procs.TASKSET else 'sched_setaffinity'}); one process each")
+    nonstream_tool = "wrk (1 thread)" if bench.client == "wrk" else "asyncio client (bench/loadgen.py)"
+    load = (f"non-stream: {nonstream_tool}, {p.connections} connections, "
+            + (f"{p.count} requests" if bench.client != "wrk" and p.count else f"{p.duration:g} s")
+            + (f" after {p.warmup:g} s warm-up" if p.warmup else "")
+            + f"; streams: asyncio client, {p.stream_concurrency} concurrent × {p.stream_chunks} chunks × "
+            + f"{p.stream_gap_ms:g} ms, " + (f"{p.stream_count} streams" if p.stream_count else f"{p.stream_duration:g} s")
+            + f"; cold start: median of {p.cold_starts}")
+    lines.append("load: " + load)
+    proxy = bench.targets.get("proxy")
+    features = ("proxy features: token auth (allow-list, limits set), routing (2 priorities, sticky over 2 keys), "
+                "usage accounting + priced billing, usage lines to stdout (a file)")
+    features += ", uvicorn access log on in 'proxy' (stdout), off in 'proxy, no access log'"
+    features += f"; GET /metrics after the runs → {metrics_status or '?'}"
+    lines.append(features)
+    for name, counts in usage.items():
+        t = bench.targets[name]
+        lines.append(f"usage lines ({t.title}): {counts['records']} records, {counts['ok_records']} with status 200 "
+                     f"({counts['billed']} billed, {counts['estimated']} estimated) for {t.ok_answers} 2xx answers "
+                     f"the load generators read; other statuses: {counts['other_status'] or 'none'}"
+                     + ("  ⚠ MISSING USAGE LINES" if counts["billed"] < t.ok_answers else ""))
+    if proxy is not None and proxy.cold_start_samples:
+        lines.append("proxy cold starts (s): " + ", ".join(f"{s:.3f}" for s in proxy.cold_start_samples))
+    lines += ["", markdown(Table.COLUMNS, Table(bench).build()), "",
+              ("direct = load straight at the fake upstream; its CPU columns are the fake upstream's own CPU. "
+               "proxy/direct: ratio of the proxy's value to direct's. Added TTFC = that column's p50 − direct's p50."),
+              "", "## Runs (every timed run; errors make a run FAIL)", "", runs_table(bench)]
+    total_errors = sum(r.errors for r in bench.runs)
+    cold_errors = [t.title for t in bench.targets.values() if t.cold_start_error]
+    lines += ["", f"errors: {total_errors} in timed runs" + (f"; cold start errors: {', '.join(cold_errors)}" if cold_errors else "")]
+    lines += [f"note: {n}" for n in bench.notes]
+    return "\n".join(lines)

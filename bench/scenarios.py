@@ -1,0 +1,175 @@
+"""What the benchmark sends: the proxy's config, the scenarios, the load profiles, the headers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import fake_upstream as fake
+
+TOKEN = "sk-ax-bench-0123456789abcdef0123456789abcdef"
+OPENAI_KEYS = ("sk-bench-upstream-openai-1", "sk-bench-upstream-openai-2", "sk-bench-upstream-openai-backup")
+ANTHROPIC_KEY = "sk-ant-bench-upstream"
+
+# Every feature on: token auth with a model allow-list and limits (far above the load), two
+# priorities of channels and two keys (sticky routing hashes each conversation), prices so every
+# request is billed, usage lines on stdout.
+CONFIG = """\
+[proxy]
+token_prefix = "sk-ax-"
+drain_s = 1
+
+[passthrough]
+
+[groups.default]
+multiplier = 1.5
+
+[[tokens]]
+name = "bench"
+key = "{token}"
+group = "default"
+models = ["gpt-4o*", "claude-*"]
+rpm = 100000000
+tpm = 1000000000000
+
+[[tokens]]
+name = "other"
+key = "sk-ax-bench-other-token"
+group = "default"
+
+[[channels]]
+name = "openai"
+type = "openai"
+base_url = "http://127.0.0.1:{port}/v1"
+keys = ["{k1}", "{k2}"]
+models = ["gpt-4o", "gpt-4o-mini"]
+groups = ["default"]
+priority = 10
+
+[[channels]]
+name = "openai-backup"
+type = "openai"
+base_url = "http://127.0.0.1:{port}/v1"
+keys = ["{k3}"]
+models = ["gpt-4o-mini"]
+groups = ["default"]
+priority = 0
+
+[[channels]]
+name = "anthropic"
+type = "anthropic"
+base_url = "http://127.0.0.1:{port}"
+keys = ["{ak}"]
+models = ["claude-*"]
+groups = ["default"]
+
+[prices]
+"gpt-4o-mini" = {{ input = 0.15, cached_input = 0.075, output = 0.6 }}
+"claude-haiku-4-5" = {{ input = 1, cached_input = 0.1, output = 5 }}
+"""
+
+# What an official SDK sends besides the credential.
+SDK_HEADERS = {
+    "content-type": "application/json",
+    "accept": "application/json",
+    "user-agent": "OpenAI/Python 1.99.0",
+    "x-stainless-lang": "python",
+    "x-stainless-package-version": "1.99.0",
+    "x-stainless-os": "Linux",
+    "x-stainless-arch": "x64",
+    "x-stainless-runtime": "CPython",
+    "x-stainless-runtime-version": "3.12.8",
+    "x-stainless-retry-count": "0",
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    quick: bool
+    duration: float  # seconds per timed run (wrk; the asyncio client when `count` is None)
+    count: int | None  # the asyncio client in quick mode: this many requests instead
+    warmup: float
+    connections: int
+    stream_concurrency: int
+    stream_chunks: int
+    stream_gap_ms: float
+    stream_duration: float | None
+    stream_count: int | None
+    cold_starts: int
+    idle_wait: float
+
+
+FULL = Profile(False, 10, None, 2, 50, 100, 50, 10, 10, None, 3, 1.0)
+QUICK = Profile(True, 1, 300, 0, 10, 5, 5, 2, None, 5, 1, 0.2)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    key: str
+    title: str
+    path: str
+    dialect: str
+    body: bytes
+    expected: bytes
+    stream: bool = False
+    chunks: int = 0
+    gap_ms: float = 0.0
+
+
+def _chat_body(content: str, **extra) -> bytes:
+    return json.dumps({
+        "model": "gpt-4o-mini",
+        "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                     {"role": "user", "content": content}],
+        "temperature": 0.7, **extra,
+    }, separators=(",", ":")).encode()
+
+
+def _big_chat_body(size: int) -> bytes:
+    """A chat request of exactly `size` bytes: a long document in the user message."""
+    words = ("The relay sits on every request of its users, so its overhead is its price. "
+             "Latency, CPU and memory are what the benchmark measures; \"quotes\" and\ttabs too. ")
+    text = words * (size // len(words) + 1)
+    # Each character is at least one byte of JSON: cutting the excess in characters lands at or below.
+    text = text[: len(text) - (len(_chat_body(text)) - size)]
+    text += " " * (size - len(_chat_body(text)))
+    body = _chat_body(text)
+    assert len(body) == size, (len(body), size)
+    return body
+
+
+def scenarios(p: Profile) -> list[Scenario]:
+    anthropic_body = json.dumps({
+        "model": "claude-haiku-4-5", "max_tokens": 1024, "stream": True,
+        "system": "You are a helpful assistant.",
+        "messages": [{"role": "user", "content": "Say this is a test!"}],
+    }, separators=(",", ":")).encode()
+    return [
+        Scenario("chat", "non-stream", "/v1/chat/completions", "openai", _chat_body("Say this is a test!"),
+                 fake.CHAT_COMPLETION),
+        Scenario("chat_100k", "non-stream, 100 KB body", "/v1/chat/completions", "openai",
+                 _big_chat_body(100 * 1024), fake.CHAT_COMPLETION),
+        Scenario("stream", "OpenAI stream", "/v1/chat/completions", "openai",
+                 _chat_body("Say this is a test!", stream=True),
+                 # The proxy asks the upstream for usage and must drop that chunk again.
+                 fake.expected_stream_body("openai", p.stream_chunks, include_usage=False),
+                 stream=True, chunks=p.stream_chunks, gap_ms=p.stream_gap_ms),
+        Scenario("anthropic_stream", "Anthropic stream", "/v1/messages", "anthropic", anthropic_body,
+                 fake.expected_stream_body("anthropic", p.stream_chunks),
+                 stream=True, chunks=p.stream_chunks, gap_ms=p.stream_gap_ms),
+    ]
+
+
+def request_headers(sc: Scenario, key_kind: str) -> dict[str, str]:
+    headers = dict(SDK_HEADERS)
+    if sc.dialect == "anthropic":
+        headers["user-agent"] = "Anthropic/Python 0.60.0"
+        headers["anthropic-version"] = "2023-06-01"
+        headers["x-api-key"] = TOKEN if key_kind == "token" else ANTHROPIC_KEY
+    else:
+        headers["authorization"] = "Bearer " + (TOKEN if key_kind == "token" else OPENAI_KEYS[0])
+    if sc.stream:
+        headers["accept"] = "text/event-stream"
+        headers["x-bench-chunks"] = str(sc.chunks)
+        headers["x-bench-gap-ms"] = f"{sc.gap_ms:g}"
+    return headers
