@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 import tomllib
 from pathlib import Path
@@ -61,11 +62,17 @@ def test_image_start_command_serves_the_app_and_drains_on_sigterm(tmp_path):
     env, cmd, health, _ = dockerfile()
     port = free_port()
     env = {**os.environ, **env, "PORT": str(port),
-           "AURAX_CONFIG": env["AURAX_CONFIG"].replace("/app/", f"{ROOT}/")}  # /app is the checkout
+           "AURAX_CONFIG": env["AURAX_CONFIG"].replace("/app/", f"{ROOT}/"),  # /app is the checkout
+           # in the image, pip installed uvicorn on PATH; here it is this interpreter's
+           "PATH": os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])}
     out = open(tmp_path / "out", "wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        assert wait_http(f"http://127.0.0.1:{port}/healthz", 20).json() == {"status": "ok"}
+        try:
+            first = wait_http(f"http://127.0.0.1:{port}/healthz", 20)
+        except httpx.TransportError:
+            raise AssertionError((tmp_path / "out").read_text()) from None
+        assert first.json() == {"status": "ok"}
         probe = subprocess.run(health, env=env, timeout=20)
         assert probe.returncode == 0  # the HEALTHCHECK passes
         response = httpx.get(f"http://127.0.0.1:{port}/v1/models?key=AIzaVisibleKey", timeout=5)
