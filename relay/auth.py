@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from urllib.parse import unquote_plus
 
 from cachetools import LRUCache
 
@@ -19,6 +19,7 @@ from .errors import ProxyError
 from .tokens import BadToken, verify
 
 INVALID_HEADER = "Invalid authorization header"
+MAX_KEY_CHARS = 1024  # keys are cached: a client must not be able to park megabytes there
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,9 +53,11 @@ def find_key(headers: dict[str, str], query_string: bytes) -> str | None:
     if key:
         return key.strip()
     if b"key=" in query_string:
-        for name, value in parse_qsl(query_string.decode("latin-1")):
-            if name == "key" and value:
-                return value
+        # The name as sent, undecoded: the same test strips it before the request goes upstream.
+        for part in query_string.split(b"&"):
+            name, _, value = part.partition(b"=")
+            if name == b"key" and value:
+                return unquote_plus(value.decode("latin-1"))
     return None
 
 
@@ -73,6 +76,8 @@ class Auth:
             raise ProxyError(
                 401, "Missing API key: send it as 'Authorization: Bearer <key>'", code="missing_api_key"
             )
+        if len(key) > MAX_KEY_CHARS:
+            raise ProxyError(401, f"Invalid API key: longer than {MAX_KEY_CHARS} characters", code="invalid_api_key")
         if not key.startswith(self.prefix):
             if dialect not in self.passthrough:
                 raise ProxyError(

@@ -31,12 +31,26 @@ def json_object(body: bytes) -> dict:
     return payload
 
 
+MAX_MODEL_CHARS = 256  # model names live in caches and metric labels: they must be small
+
+
+def checked_model(model: str) -> str:
+    """A model name the proxy will route: short, and never a path segment of its own."""
+    if len(model) > MAX_MODEL_CHARS:
+        raise ProxyError(400, f"Parameter 'model' is longer than {MAX_MODEL_CHARS} characters",
+                         code="invalid_model", param="model")
+    if model in (".", "..") or any(c in model for c in "\r\n\0"):
+        raise ProxyError(400, f"Parameter 'model' is not a model name: {model!r}", code="invalid_model",
+                         param="model")
+    return model
+
+
 def json_model(payload: dict) -> str:
     model = payload.get("model")
     if not isinstance(model, str) or not model:
         what = "is missing" if model is None else "must be a non-empty string"
         raise ProxyError(400, f"Required parameter 'model' {what}", code="missing_model", param="model")
-    return model
+    return checked_model(model)
 
 
 def _model_part(body: bytes, content_type: str) -> tuple[int, int] | None:
@@ -71,7 +85,7 @@ def form_model(body: bytes, content_type: str) -> str:
     model = body[span[0]:span[1]].decode("utf-8", "replace").strip() if span else ""
     if not model:
         raise ProxyError(400, "Required form field 'model' is missing", code="missing_model", param="model")
-    return model
+    return checked_model(model)
 
 
 def replace_form_model(body: bytes, content_type: str, model: str) -> bytes:

@@ -10,6 +10,7 @@ import datetime as dt
 import fnmatch
 import hashlib
 import ipaddress
+import math
 import os
 import re
 import tomllib
@@ -44,7 +45,8 @@ class Globs:
 
     def __init__(self, patterns: tuple[str, ...]) -> None:
         self.patterns = patterns
-        self._regex = re.compile("|".join(fnmatch.translate(p) for p in patterns))
+        # No pattern matches nothing (an empty alternation would match everything).
+        self._regex = re.compile("|".join(fnmatch.translate(p) for p in patterns) or "(?!)")
 
     def __call__(self, name: str) -> bool:
         return self._regex.match(name) is not None
@@ -221,8 +223,8 @@ class _Reader:
         if value is None:
             return None
         kinds = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
-            kind = "a whole number" if integer else "a number"
+        if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value):
+            kind = "a whole number" if integer else "a finite number"
             raise self.fail(f"{where}.{key}", f"must be {kind}, not {value!r}")
         if value < minimum or (positive and value <= 0):
             bound = "greater than 0" if positive else f"at least {minimum}"
@@ -235,14 +237,17 @@ class _Reader:
             raise self.fail(f"{where}.{key}", f"must be true or false, not {value!r}")
         return value
 
-    def strings(self, table: dict, key: str, where: str, default: Any = ...) -> tuple[str, ...]:
+    def strings(self, table: dict, key: str, where: str, default: Any = ..., allow_empty: bool = True,
+                blank_items: bool = False) -> tuple[str, ...]:
         value = table.get(key, default)
         if value is ...:
             raise self.fail(f"{where}.{key}", "is required")
         if isinstance(value, str):
             value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        if not isinstance(value, list) or not all(isinstance(v, str) and (v or blank_items) for v in value):
             raise self.fail(f"{where}.{key}", "must be a list of non-empty strings")
+        if not value and not allow_empty:
+            raise self.fail(f"{where}.{key}", "must not be empty")
         return tuple(value)
 
     def table(self, data: dict, key: str, where: str = "") -> dict:
@@ -401,7 +406,7 @@ class _Reader:
             if not re.fullmatch(r"[0-9a-fA-F]{64}", hexdigest):
                 raise self.fail(f"{w}.key_sha256", "must be 64 hex digits")
             digest = bytes.fromhex(hexdigest)
-        models = self.strings(t, "models", w, None) if t.get("models") is not None else None
+        models = self.strings(t, "models", w, None, allow_empty=False) if t.get("models") is not None else None
         return Token(
             name=name,
             digest=digest,
@@ -437,7 +442,8 @@ class _Reader:
         kind = self.string(t, "type", w)
         if kind not in CHANNEL_DIALECTS:
             raise self.fail(f"{w}.type", f"must be one of {', '.join(CHANNEL_DIALECTS)}, not {kind!r}")
-        raw_keys = self.strings(t, "keys", w, [t["key"]] if "key" in t else ...)
+        # "" is a key too: an upstream that takes none (a local vLLM); the client's is never sent
+        raw_keys = self.strings(t, "keys", w, [t["key"]] if "key" in t else ..., allow_empty=False, blank_items=True)
         keys, missing = [], []
         for raw in raw_keys:
             try:
@@ -472,7 +478,7 @@ class _Reader:
             base_url=base_url,
             keys=tuple(keys),
             # a name the channel maps is a name it serves
-            models=Globs(self.strings(t, "models", w) + tuple(model_map)),
+            models=Globs(self.strings(t, "models", w, allow_empty=False) + tuple(model_map)),
             groups=frozenset(member_of),
             priority=self.number(t, "priority", w, 0, minimum=-(10**9), integer=True),
             weight=self.number(t, "weight", w, 1, positive=True),

@@ -20,6 +20,7 @@ CREDENTIALS = frozenset({b"authorization", b"x-api-key", b"api-key", b"x-goog-ap
 _DROP_UP = HOP_BY_HOP | {
     b"host", b"content-length", b"cookie", b"cookie2", b"accept-encoding", b"origin", b"referer",
     b"forwarded", b"x-real-ip", b"true-client-ip", b"cdn-loop", b"via", b"x-request-id",
+    b"expect",  # the server already answered the client's 100-continue; the body is here
 }
 _DROP_UP_PREFIXES = (b"cf-", b"x-forwarded-", b"sec-", b"access-control-request-")
 # The client's account headers mean nothing on a channel's account.
@@ -39,15 +40,24 @@ _ANTHROPIC_VERSION = (b"anthropic-version", b"2023-06-01")
 
 
 def upstream(client: Headers, channel: Channel, key: str | None) -> Headers:
-    """Headers for the upstream request. `key` is None for passthrough: the client's key stays."""
-    drop = _DROP_UP if key is None else _DROP_UP | _DROP_UP_RELAY
+    """Headers for the upstream request.
+
+    `key` is None for passthrough: the client's own key stays. Otherwise the client's
+    credentials go, the channel's `headers` replace any the client sent under the same names,
+    and the channel's key goes in (none for a keyless channel: `key` is "").
+    """
+    if key is None:
+        drop = _DROP_UP
+    else:
+        drop = _DROP_UP | _DROP_UP_RELAY | {n.encode() for n, _ in channel.headers}
     out = [(n, v) for n, v in client if n not in drop and not n.startswith(_DROP_UP_PREFIXES)]
     out.append(_IDENTITY)  # answers must stay readable for usage accounting
     if channel.type == "anthropic" and not any(n == b"anthropic-version" for n, _ in out):
         out.append(_ANTHROPIC_VERSION)
     if key is not None:
         out.extend((n.encode(), v.encode()) for n, v in channel.headers)
-        out.append(_credential(channel.type, key.encode()))
+        if key:
+            out.append(_credential(channel.type, key.encode()))
     return out
 
 

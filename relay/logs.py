@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import re
 
-_KEY_PARAM = re.compile(r"([?&]key=)[^&\s]*")
+# `key` in any case or percent-encoding (`k%65y`), so no spelling slips a key past the log.
+_KEY_PARAM = re.compile(r"([?&](?:k|%6b)(?:e|%65)(?:y|%79)=)[^&\s]*", re.IGNORECASE)
 
 
 def redact_query(text: str) -> str:
@@ -15,9 +16,8 @@ def redact_query(text: str) -> str:
 class RedactKeys(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(redact_query(a) if isinstance(a, str) and "key=" in a else a
-                                for a in record.args)
-        if isinstance(record.msg, str) and "key=" in record.msg:
+            record.args = tuple(redact_query(a) if isinstance(a, str) and "=" in a else a for a in record.args)
+        if isinstance(record.msg, str) and "=" in record.msg:
             record.msg = redact_query(record.msg)
         return True
 

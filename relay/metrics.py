@@ -46,9 +46,12 @@ class Metrics:
             return model
         return "other"
 
-    def observe(self, call: Call, record: dict) -> None:
+    def observe(self, call: Call, record: dict, priced: bool) -> None:
         group = call.group or ("passthrough" if call.passthrough else "")
-        model = self.model_label(call.model)
+        # Only a routed token request or a priced model names a label: an anonymous caller
+        # (passthrough, a refused key) must not be able to fill the label slots.
+        routed = call.channel is not None and not call.passthrough
+        model = self.model_label(call.model) if routed or priced else "other"
         channel = call.channel or ""
         self.requests[(group, model, channel, str(call.status), call.dialect)] += 1
         usage = call.usage
@@ -60,7 +63,7 @@ class Metrics:
         if record["billed_usd"] is not None:
             self.official_usd[(group, model)] += record["official_usd"]
             self.billed_usd[(group, model)] += record["billed_usd"]
-        elif not call.passthrough and call.model and 200 <= call.status < 300:
+        elif call.billable and not priced and not call.passthrough:
             self.unpriced[(model,)] += 1
         latency = record["latency_ms"] / 1000
         buckets = self._latency[call.dialect]

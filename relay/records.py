@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import Callable
-
 import orjson
 
 from .config import Price, Token
@@ -23,7 +21,7 @@ class Call:
     __slots__ = (
         "request_id", "t0", "ts", "dialect", "token", "group", "multiplier", "model",
         "upstream_model", "channel", "status", "stream", "attempts", "ttfb_ms", "usage",
-        "estimated", "client_ip", "passthrough", "error", "client_gone", "finished", "stopping",
+        "estimated", "client_ip", "passthrough", "error", "client_gone", "finished", "stopping", "billable",
     )
 
     def __init__(self, request_id: str, dialect: str, client_ip: str | None) -> None:
@@ -49,6 +47,7 @@ class Call:
         self.client_gone = False
         self.finished = False
         self.stopping = False  # ended by a shutdown that could wait no longer
+        self.billable = False  # an upstream answered 2xx and its answer was passed on
 
     def first_byte(self) -> None:
         if self.ttfb_ms is None:
@@ -73,13 +72,14 @@ def cost(price: Price | None, usage: Usage | None) -> float | None:
     return round(usd, 12)
 
 
-def record(call: Call, price_of: Callable[[str], Price | None]) -> dict:
-    official = None if call.passthrough or call.model is None else cost(price_of(call.model), call.usage)
-    billed = None
-    if official is not None and call.multiplier is not None and 200 <= call.status < 300:
-        billed = round(official * call.multiplier, 12)
-    elif official is not None and not 200 <= call.status < 300:
-        official = None  # failed requests are not billed
+def record(call: Call, price: Price | None) -> dict:
+    """The usage line. Billed: what an upstream answered and the client got (in part, too: a
+    client that stops a stream early still used the tokens it was sent), never passthrough."""
+    official = billed = None
+    if call.billable and not call.passthrough:
+        official = cost(price, call.usage)
+        if official is not None and call.multiplier is not None:
+            billed = round(official * call.multiplier, 12)
     return {
         "request_id": call.request_id,
         "ts": round(call.ts, 3),

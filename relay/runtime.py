@@ -63,9 +63,10 @@ class Runtime:
 
     def finish(self, call: Call) -> None:
         """The request is over: its usage line, metrics, webhook record and token spending."""
-        rec = record(call, self.config.price)
+        price = self.config.price(call.model) if call.model is not None else None
+        rec = record(call, price)
         self.usage_log.write(rec)
-        self.metrics.observe(call, rec)
+        self.metrics.observe(call, rec, priced=price is not None)
         if self.webhook is not None:
             self.webhook.put(rec)
         if call.token is not None and call.usage is not None:

@@ -16,6 +16,11 @@ class Event:
     data: str
 
 
+# No real event comes near this (a streamed image is a few MB): an upstream that never ends its
+# event is cut off instead of filling memory.
+MAX_EVENT_BYTES = 32 * 1024 * 1024
+
+
 class Decoder:
     """Turns a stream of byte chunks into complete event blocks (each ending in a blank line)."""
 
@@ -23,6 +28,11 @@ class Decoder:
 
     def __init__(self) -> None:
         self._buf = b""
+
+    @property
+    def pending(self) -> bool:
+        """Whether part of an event is waiting for the rest."""
+        return bool(self._buf)
 
     def feed(self, chunk: bytes) -> list[bytes]:
         buf = self._buf + chunk if self._buf else chunk
@@ -38,11 +48,13 @@ class Decoder:
             blocks.append(buf[start : end + 2])
             start = end + 2
         self._buf = buf[start:] if start else buf
+        if len(self._buf) > MAX_EVENT_BYTES:
+            raise ValueError(f"an event of more than {MAX_EVENT_BYTES} bytes")
         return blocks
 
     def flush(self) -> list[bytes]:
         """What is left when the stream ends: a last event sent without its blank line."""
-        rest, self._buf = self._buf.rstrip(b"\r"), b""
+        rest, self._buf = self._buf.rstrip(b"\r\n"), b""
         return [rest + b"\n\n"] if rest.strip() else []
 
 

@@ -17,6 +17,8 @@ from .errors import ProxyError
 from .usage import Meter
 
 _TRUNCATED = "The upstream stream ended before it was complete"
+_OPENAI_LAST_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete",
+                                 "image_generation.completed", "image_edit.completed"})
 
 
 def error_event(dialect: str, err: ProxyError) -> bytes:
@@ -35,6 +37,7 @@ class Raw:
 
     sse = False
     failed = None
+    mid_event = False
 
     def feed(self, chunk: bytes) -> bytes:
         return chunk
@@ -50,6 +53,7 @@ class _Events:
     """Decodes the upstream's events, meters them, and notices the dialect's last event."""
 
     sse = True
+    mid_event = False  # the client only ever gets whole events (Events passes chunks on: below)
 
     def __init__(self, upstream: str, client: str, meter: Meter) -> None:
         self.upstream = upstream
@@ -90,8 +94,8 @@ class _Events:
                 data.get("promptFeedback") or {}
             ).get("blockReason"):
                 self.complete = True
-        elif data.get("type") in ("response.completed", "response.failed", "response.incomplete"):
-            self.complete = True  # the Responses API sends no [DONE]
+        elif data.get("type") in _OPENAI_LAST_EVENTS:
+            self.complete = True  # the Responses API and image streams send no [DONE]
 
     def fail(self, err: ProxyError) -> bytes:
         return error_event(self.client, err)
@@ -108,7 +112,9 @@ class _Events:
 # What marks an event worth parsing when the stream is only passed on: the ones that carry
 # usage, say the stream is over, or report an error (one search in C). The rest are only counted.
 _MARKS = {
-    "openai": re.compile(rb'\[DONE\]|"usage": ?\{|"error"|response\.(?:completed|failed|incomplete)'),
+    "openai": re.compile(
+        rb'\[DONE\]|"usage": ?\{|"error"|response\.(?:completed|failed|incomplete)|image_(?:generation|edit)\.completed'
+    ),
     "anthropic": re.compile(rb"message_(?:start|delta|stop)|error"),
     "gemini": re.compile(rb'"(?:finishReason|blockReason|error)"'),
 }
@@ -137,12 +143,20 @@ class Events(_Events):
         self.meter.raw(len(block))
         return None
 
+    @property
+    def mid_event(self) -> bool:
+        # Chunks go on as received, so the client may hold half an event.
+        return not self._drop_usage_chunk and self._decoder.pending
+
     def feed(self, chunk: bytes) -> bytes:
         blocks = self._decoder.feed(chunk)
         if not self._drop_usage_chunk:
             for block in blocks:
                 self._scan(block)
             return chunk
+        return self._without_usage_chunk(blocks)
+
+    def _without_usage_chunk(self, blocks: list[bytes]) -> bytes:
         kept = []
         for block in blocks:
             data = self._scan(block)
@@ -152,9 +166,14 @@ class Events(_Events):
         return b"".join(kept)
 
     def end(self) -> bytes:
-        for block in self._decoder.flush():
-            self._scan(block)
-        return b"" if self.complete else self.fail(ProxyError(502, _TRUNCATED))
+        rest = self._decoder.flush()
+        if self._drop_usage_chunk:
+            tail = self._without_usage_chunk(rest)  # whole events only went out: send the last
+        else:
+            tail = b""  # its bytes went out with the chunks
+            for block in rest:
+                self._scan(block)
+        return tail if self.complete else tail + self.fail(ProxyError(502, _TRUNCATED))
 
 
 class GeminiArray(_Events):

@@ -77,7 +77,7 @@ def verify(secret: str, body: str) -> Token:
         name=name,
         digest=b"",
         group=group,
-        models=Globs(tuple(models)) if models else None,
+        models=Globs(tuple(models)) if models is not None else None,  # [] allows nothing
         expires=float(numbers["exp"]) if numbers["exp"] is not None else None,
         rpm=int(numbers["rpm"]) if numbers["rpm"] else None,
         tpm=int(numbers["tpm"]) if numbers["tpm"] else None,

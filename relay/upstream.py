@@ -75,7 +75,9 @@ class Upstream:
         """
         parsed = self._urls.get(url)
         if parsed is None:
-            parsed = self._urls[url] = httpx.URL(url)
+            parsed = httpx.URL(url)
+            if "?" not in url:  # a client's query string would make every entry new
+                self._urls[url] = parsed
         headers.append((b"host", parsed.netloc))
         if body or method in ("POST", "PUT", "PATCH"):
             headers.append((b"content-length", str(len(body)).encode()))

@@ -9,6 +9,7 @@ least every `flush_s`; a failed POST is retried twice before its batch is droppe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Callable
 
@@ -28,7 +29,8 @@ class Webhook:
         self._on_drop = on_drop
         self._queue: asyncio.Queue[dict] | None = None
         self._task: asyncio.Task | None = None
-        self._busy = False
+        self._batch: list[dict] = []  # taken from the queue, not yet posted
+        self._posting = False
         self._headers = [("content-type", "application/json"), *self._sink.headers]
 
     def put(self, record: dict) -> None:
@@ -43,19 +45,20 @@ class Webhook:
     async def _ship(self) -> None:
         queue, loop = self._queue, asyncio.get_running_loop()
         while True:
-            batch = [await queue.get()]
+            self._batch = [await queue.get()]
             deadline = loop.time() + self._sink.flush_s
-            while len(batch) < self._sink.batch:
+            while len(self._batch) < self._sink.batch:
                 try:
                     async with asyncio.timeout(max(0.0, deadline - loop.time())):
-                        batch.append(await queue.get())
+                        self._batch.append(await queue.get())
                 except TimeoutError:
                     break
-            self._busy = True
+            batch, self._batch = self._batch, []
+            self._posting = True
             try:
                 await self._post(batch)
             finally:
-                self._busy = False
+                self._posting = False
 
     async def _post(self, batch: list[dict]) -> None:
         body = orjson.dumps(batch)
@@ -74,13 +77,21 @@ class Webhook:
         self._on_drop(len(batch))
 
     async def aclose(self, wait_s: float = 5.0) -> None:
-        """Ship what is queued (for at most `wait_s`), then stop."""
+        """Ship what is waiting — the batch being filled and the queue — within `wait_s`."""
         if self._task is None:
             return
+        rest: list[dict] = []
         try:
             async with asyncio.timeout(wait_s):
-                while not self._queue.empty() or self._busy:
-                    await asyncio.sleep(0.05)
+                while self._posting:  # a POST under way finishes rather than being cut
+                    await asyncio.sleep(0.02)
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._task
+                rest = self._batch + [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+                self._batch = []
+                while rest:
+                    batch, rest = rest[: self._sink.batch], rest[self._sink.batch:]
+                    await self._post(batch)
         except TimeoutError:
-            pass
-        self._task.cancel()
+            self._on_drop(len(rest))

@@ -8,6 +8,7 @@ stream that breaks after its first byte ends with an error event in the client's
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 
@@ -24,6 +25,7 @@ SSE_HEADERS = [
     (b"x-accel-buffering", b"no"),
 ]
 PING = b": ping\n\n"
+log = logging.getLogger("uvicorn.error")
 SHUTTING_DOWN = ProxyError(503, "The proxy is shutting down; retry the request", code="shutting_down")
 
 
@@ -55,8 +57,14 @@ class Answer:
         await self.body(data, more=False)
 
     async def error(self, dialect: str, err: ProxyError) -> None:
-        if self.call.error is None:
-            self.call.error = err.message
+        call = self.call
+        if call.error is None:
+            call.error = err.message
+        if call.ttfb_ms is None:
+            # Nothing of an answer went out (at most pings and their 200): the record says what
+            # really happened, and nothing is billed.
+            call.status = err.status
+            call.billable = False
         if not self.started:
             extra = [(k.encode(), v.encode()) for k, v in err.headers.items()]
             await self.whole(err.status, JSON + extra, render(dialect, err))
@@ -71,8 +79,6 @@ class Answer:
             self.sse = True
             await self.start(200, list(SSE_HEADERS))
         await self._send({"type": "http.response.body", "body": PING, "more_body": True})
-
-
 
 
 class Silence:
@@ -94,8 +100,10 @@ class Silence:
         self.fired = False
         self._handle = self._loop.call_at(self._last + interval, self._due)
 
-    def touch(self) -> None:
+    def touch(self) -> float:
+        """A chunk came: note the time (returned)."""
         self._last = self._loop.time()
+        return self._last
 
     def _due(self) -> None:
         now = self._loop.time()
@@ -144,18 +152,18 @@ async def stream(response: httpx.Response, pipe, answer: Answer, keepalive_s: fl
             try:
                 chunk = await source.read()
             except asyncio.CancelledError:
+                silence.reading = False  # the ping below may wait on a slow client: never cut it
                 if not silence.fired or call.client_gone or call.stopping:
                     raise
                 silence.fired = False
                 task.uncancel()
                 if loop.time() - heard >= idle_s * 0.999:
                     raise ProxyError(504, f"The upstream went silent for {idle_s:g} s", code="upstream_idle") from None
-                await answer.ping()
+                if not pipe.mid_event:  # a comment line inside a half-sent event would break it
+                    await answer.ping()
                 continue
-            finally:
-                silence.reading = False
-            silence.touch()
-            heard = silence._last
+            silence.reading = False
+            heard = silence.touch()
             if not chunk:
                 break
             out = pipe.feed(chunk)
@@ -177,6 +185,9 @@ async def stream(response: httpx.Response, pipe, answer: Answer, keepalive_s: fl
             raise
         task.uncancel()
         await _end_badly(pipe, answer, SHUTTING_DOWN)
+    except Exception:  # a bug in a translator or the meter must still end the stream properly
+        log.exception("request %s: the stream could not be passed on", call.request_id)
+        await _end_badly(pipe, answer, ProxyError(502, "The proxy could not pass this stream on", code="stream_error"))
     finally:
         silence.cancel()
 
@@ -200,7 +211,7 @@ async def _end_badly(pipe, answer: Answer, err: ProxyError) -> None:
     # else: a binary body cannot carry an error; returning unfinished makes the server cut it
 
 
-class _Watcher:
+class Watcher:
     """Cancels a request's work as soon as its client goes away.
 
     Listening needs a task of its own; most requests are over within a fraction of a second, so

@@ -26,10 +26,10 @@ from relay.streams import Events, GeminiArray, Raw, Translated
 from relay.upstream import url as upstream_url
 from relay.usage import Meter, Usage, estimate_tokens, request_chars
 
-from .answer import JSON, SHUTTING_DOWN, Answer, _Watcher, read_all, stream
+from .answer import JSON, SHUTTING_DOWN, Answer, Watcher, read_all, stream
 from .table import Row
 
-_RETRY_STATUSES = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+_RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 _KEY_STATUSES = frozenset({401, 403})  # the channel's key is refused: rest it, try another
 _ERROR_BODY_LIMIT = 64 * 1024
 _TRANSLATABLE = frozenset({"chat/completions", "messages"})  # endpoints other dialects can serve
@@ -63,7 +63,7 @@ class Forward:
             if caller.token is not None:
                 rt.limits.admit(caller.token)
             body = await self._read_body(receive, headers)
-            watcher = _Watcher(receive, call, task)
+            watcher = Watcher(receive, call, task)
             await self.serve(scope, headers, caller, body, answer)
         except ProxyError as err:
             await answer.error(dialect, err)
@@ -124,7 +124,7 @@ class Forward:
             return payload, bodies.json_model(payload)
         if source == "form":
             return None, bodies.form_model(body, headers.get("content-type", ""))
-        return bodies.json_object(body), scope["path_params"]["model"]
+        return bodies.json_object(body), bodies.checked_model(scope["path_params"]["model"])
 
     # -- choosing and calling the upstream -------------------------------------------------
 
@@ -165,23 +165,28 @@ class Forward:
         client_sse = streaming and (row.dialect != "gemini" or b"alt=sse" in scope["query_string"])
         affinity = self._affinity(caller, payload, tiers)
         failure: ProxyError | None = None
+        unreachable_channels: set[str] = set()
         for attempt in rt.routes.plan(tiers, affinity):
             if call.attempts == self.proxy.max_attempts:
                 break
-            call.attempts += 1
             channel = attempt.channel
+            if channel.name in unreachable_channels:
+                continue  # its other keys lead to the same unreachable host
+            call.attempts += 1
             call.channel = channel.name
             call.upstream_model = channel.upstream_model(model)
             translation = None
             if channel.dialect != row.dialect:
                 translation = translate.find(row.dialect, channel.dialect)
-            request, drop_usage_chunk = self._request(scope, attempt, payload, body, model, translation, streaming)
+            request, drop_usage_chunk = self._request(scope, attempt, caller, payload, body, model, translation,
+                                                      streaming)
             try:
                 response = await self._open(request, client_sse, answer)
             except (httpx.TransportError, TimeoutError) as exc:
                 failure = unreachable(exc, channel, attempt.key)
                 self._rest(attempt, caller)
                 rt.metrics.attempt(channel.name, None)
+                unreachable_channels.add(channel.name)
                 continue
             rt.metrics.attempt(channel.name, response.status_code)
             if response.status_code >= 400:
@@ -236,10 +241,10 @@ class Forward:
         fingerprint = orjson.dumps(head)[:4096]
         return hashlib.blake2b(caller.token.name.encode() + b"\0" + fingerprint, digest_size=16).digest()
 
-    def _request(self, scope, attempt: Attempt, payload, body: bytes, model: str, translation,
+    def _request(self, scope, attempt: Attempt, caller: Caller, payload, body: bytes, model: str, translation,
                  streaming: bool) -> tuple[httpx.Request, bool]:
         row, channel = self.row, attempt.channel
-        relay = channel.keys != ("",)
+        relay = not caller.passthrough
         upstream_model = channel.upstream_model(model)
         query = scope["query_string"]
         drop_usage_chunk = False
@@ -275,7 +280,7 @@ class Forward:
         hdrs = header_rules.upstream(scope["headers"], channel, attempt.key if relay else None)
         if translation is not None:
             hdrs = [(n, v) for n, v in hdrs if n != b"content-type"] + JSON
-        return self.rt.upstream.request("POST" if row.method == "POST" else row.method, target, hdrs, content), drop_usage_chunk
+        return self.rt.upstream.request(row.method, target, hdrs, content), drop_usage_chunk
 
     async def _open(self, request: httpx.Request, client_sse: bool, answer: Answer) -> httpx.Response:
         """The upstream's answer head. An event-stream client that has waited `keepalive_s`
@@ -290,9 +295,14 @@ class Forward:
                 if done:
                     return pending.result()
                 await answer.ping()
-        finally:
+        except BaseException:
+            # Left early (the client went, a drain, a failed ping): the upstream request must
+            # not stay open, even if its answer arrived in this very moment.
             if not pending.done():
                 pending.cancel()
+            elif not pending.cancelled() and pending.exception() is None:
+                await pending.result().aclose()
+            raise
 
     async def _failure(self, response: httpx.Response, attempt: Attempt, translation) -> ProxyError:
         raw = b""
@@ -309,10 +319,10 @@ class Forward:
         headers = {}
         if "retry-after" in response.headers:
             headers["retry-after"] = response.headers["retry-after"]
-        passable = translation is None and _is_error_body(raw)
+        passable = _error_body(raw) if translation is None else None
         return UpstreamFailure(
             status, message,
-            raw=redact(raw.decode("utf-8", "replace"), attempt.key).encode() if passable else None,
+            raw=redact(passable.decode(), attempt.key).encode() if passable is not None else None,
             dialect=attempt.channel.dialect, headers=headers,
         )
 
@@ -321,6 +331,7 @@ class Forward:
     async def _answer(self, response: httpx.Response, channel: Channel, translation, payload,
                       model: str, drop_usage_chunk: bool, client_sse: bool, answer: Answer) -> None:
         row, call = self.row, answer.call
+        call.billable = True  # an upstream answered: what it sends on is used, even if cut short
         meter = Meter(channel.dialect)
         ctype = response.headers.get("content-type", "")
         if ctype.startswith("text/event-stream"):
@@ -395,12 +406,14 @@ def _expects_usage(dialect: str, payload) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
-def _is_error_body(raw: bytes) -> bool:
+def _error_body(raw: bytes) -> bytes | None:
+    """An upstream's error body fit to pass on as it is (compact: it may end up on a `data:`
+    line of an event stream), or None when it is not a JSON error object."""
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return False
-    return isinstance(data, dict) and "error" in data
+        return None
+    return orjson.dumps(data) if isinstance(data, dict) and "error" in data else None
 
 
 def _content_type(scope) -> str:

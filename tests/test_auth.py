@@ -165,3 +165,21 @@ def test_mint_cli(capsys, tmp_path, monkeypatch):
     assert token.name == "carol" and token.expires > time.time() + 29 * 86400
     assert tokens_main(["mint", "--name", "carol", "--group", "nope"]) == 2
     assert "unknown group" in capsys.readouterr().err
+
+
+def test_key_parameter_only_by_its_literal_name():
+    assert find_key({}, b"k%65y=sk-ax-1") is None  # not a key for us, so never one to strip either
+    assert find_key({}, b"a=1&key=sk-ax-2%3D") == "sk-ax-2="
+
+
+def test_overlong_keys_are_refused_before_caching(auth):
+    with pytest.raises(ProxyError, match="longer than 1024"):
+        auth.identify("sk-ax-" + "a" * 5000, "openai")
+    assert len(auth._cache) == 0
+
+
+def test_access_log_redaction_of_every_spelling():
+    from relay.logs import redact_query
+
+    assert redact_query("/v1beta/models?alt=sse&key=AIza123&x=1") == "/v1beta/models?alt=sse&key=[redacted]&x=1"
+    assert redact_query("/m?K%65Y=secret") == "/m?K%65Y=[redacted]"

@@ -59,3 +59,10 @@ def test_form_without_model_or_boundary():
         bodies.form_model(body, "multipart/form-data")
     with pytest.raises(ProxyError, match="multipart/form-data"):
         bodies.form_model(b"{}", "application/json")
+
+
+@pytest.mark.parametrize("model", ["x" * 257, ".", "..", "gpt\r\nx-injected: 1"])
+def test_model_names_that_are_not_names(model):
+    with pytest.raises(ProxyError) as info:
+        bodies.json_model({"model": model})
+    assert info.value.status == 400 and info.value.param == "model"

@@ -186,6 +186,21 @@ def test_cut_stream_is_estimated(proxy):
     assert record["error"] and record["status"] == 200
 
 
+def test_a_stream_the_client_stops_early_is_still_billed(proxy):
+    """NextChat's "stop" button: the tokens sent so far were used (and the upstream charges them)."""
+    with httpx.stream("POST", f"{proxy.url}/v1/chat/completions", timeout=20,
+                      headers={"authorization": "Bearer sk-ax-az-secret-1", "x-fake-chunks": "20",
+                               "x-fake-gap-ms": "50"},
+                      json={"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "long"}]}
+                      ) as response:
+        request_id = response.headers["x-request-id"]
+        lines = response.iter_lines()
+        assert next(lines).startswith("data: ")
+    record = servers.usage_record(proxy, request_id)
+    assert record["status"] == 499 and record["estimated"] is True
+    assert record["usage"]["input_tokens"] > 0 and record["billed_usd"] > 0
+
+
 def test_unpriced_model_is_billed_null_and_counted(proxy):
     raw = oai(proxy, "sk-ax-default-secret-3").chat.completions.with_raw_response.create(
         model="no-price-model", messages=[{"role": "user", "content": "hi"}])
@@ -332,6 +347,16 @@ def test_webhook_ships_the_same_records_in_batches(upstream, tmp_path, collector
     assert all(r == lines[r["request_id"]] for r in shipped)  # the same records as stdout
     assert all(len(batch) <= 3 for _, batch in Collector.batches)
     assert {auth for auth, _ in Collector.batches} == {"Bearer collector"}
+
+
+def test_webhook_ships_what_is_waiting_when_the_proxy_stops(upstream, tmp_path, collector):
+    usage = f'[usage]\nwebhook = "{collector}/collect"\nbatch = 100\nflush_s = 30'
+    with servers.proxy(CONFIG.format(up=upstream.url, secret=SECRET, usage=usage), tmp_path) as proxy:
+        client = oai(proxy, "sk-ax-default-secret-3")
+        for _ in range(3):
+            client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "hi"}])
+        assert Collector.batches == []  # a partial batch waits for flush_s...
+    assert [len(batch) for _, batch in Collector.batches] == [3]  # ...unless the proxy stops first
 
 
 def test_webhook_never_blocks_and_counts_drops(upstream, tmp_path, collector):

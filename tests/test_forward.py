@@ -52,6 +52,25 @@ base_url = "https://gem.test"
 keys = ["gem-1"]
 models = ["gemini-x"]
 [[channels]]
+name = "local"
+type = "openai"
+base_url = "https://local.test/v1"
+keys = [""]
+models = ["local-llm"]
+[[channels]]
+name = "dead"
+type = "openai"
+base_url = "https://dead.test/v1"
+keys = ["d1", "d2", "d3"]
+models = ["gpt-failover"]
+priority = 10
+[[channels]]
+name = "alive"
+type = "openai"
+base_url = "https://alive.test/v1"
+keys = ["a1"]
+models = ["gpt-failover"]
+[[channels]]
 name = "nousage"
 type = "openai"
 base_url = "https://vllm.test/v1"
@@ -196,3 +215,45 @@ def test_no_cookie_jar_on_the_upstream_client():
     response = httpx.Response(200, headers={"set-cookie": "a=b; Path=/"}, request=httpx.Request("GET", "https://x.test/"))
     client.cookies.extract_cookies(response)
     assert dict(client.cookies) == {}
+
+
+def test_keyless_channel_never_gets_the_proxy_token(harness):
+    route = harness.router.post("https://local.test/v1/chat/completions").mock(
+        return_value=httpx.Response(200, json={"choices": []}))
+    run(harness.post("/v1/chat/completions?key=sk-ax-alice", {"model": "local-llm", "messages": []}))
+    sent = route.calls.last.request
+    assert "authorization" not in sent.headers and b"sk-ax-alice" not in bytes(sent.url.raw_path)
+
+
+def test_an_unreachable_channel_costs_one_attempt_not_one_per_key(harness):
+    dead = harness.router.post(url__startswith="https://dead.test/").mock(side_effect=httpx.ConnectError("refused"))
+    harness.router.post("https://alive.test/v1/chat/completions").mock(return_value=httpx.Response(200, json={}))
+    response = run(harness.post("/v1/chat/completions", {"model": "gpt-failover", "messages": []}))
+    assert response.status_code == 200 and dead.call_count == 1
+    assert harness.records()[0]["attempts"] == 2 and harness.records()[0]["channel"] == "alive"
+
+
+def test_last_event_without_its_blank_line_still_reaches_the_client(harness):
+    body = SSE_USAGE.replace(b"data: [DONE]\n\n", b"data: [DONE]\n")
+    harness.router.post("https://oa.test/v1/chat/completions").mock(
+        return_value=httpx.Response(200, headers={"content-type": "text/event-stream"}, content=body))
+    response = run(harness.post("/v1/chat/completions", {"model": "gpt-4o", "messages": [], "stream": True}))
+    assert response.content.endswith(b"data: [DONE]\n\n") and b'"choices":[]' not in response.content
+
+
+def test_upstream_error_bodies_are_passed_on_compact():
+    from routes.forward import _error_body
+
+    assert _error_body(b'{\n  "error": {\n    "message": "x"\n  }\n}') == b'{"error":{"message":"x"}}'
+    assert _error_body(b"<html>bad gateway</html>") is None
+
+
+def test_image_streams_end_with_their_completed_event():
+    from relay.streams import Events
+    from relay.usage import Meter
+
+    pipe = Events("openai", Meter("openai"))
+    pipe.feed(b'event: image_generation.partial_image\ndata: {"type":"image_generation.partial_image"}\n\n')
+    pipe.feed(b'event: image_generation.completed\ndata: {"type":"image_generation.completed",'
+              b'"usage":{"input_tokens":5,"output_tokens":9}}\n\n')
+    assert pipe.end() == b"" and pipe.complete and pipe.meter.usage.output_tokens == 9

@@ -113,3 +113,15 @@ def test_fast_httpx_headers_equal_httpx_own():
     fast, slow = headers_from(pairs), __import__("httpx").Headers(pairs)
     assert fast == slow and fast.raw == slow.raw
     assert fast.get_list("set-cookie") == ["a=1", "b=2"] and fast["content-type"] == "application/json"
+
+
+def test_channel_headers_replace_the_clients_and_expect_is_dropped():
+    client = CLIENT + [(b"http-referer", b"https://client.example"), (b"expect", b"100-continue")]
+    out = headers.upstream(client, channel("openai", 'headers = { "HTTP-Referer" = "https://aurax.example" }'), "k")
+    assert [v for n, v in out if n == b"http-referer"] == [b"https://aurax.example"]
+    assert b"expect" not in [n for n, _ in out]
+
+
+def test_keyless_channel_sends_no_credential_and_never_the_clients():
+    out = headers.upstream(CLIENT, channel("openai"), "")
+    assert not [n for n, _ in out if n in headers.CREDENTIALS]
