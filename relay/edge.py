@@ -33,6 +33,7 @@ class RequestEdge:
         self._origins = frozenset(o.encode() for o in cors_origins)
         # 32 hex digits: this process's random half, then a counter (no random read per request)
         self._ids = map(f"{os.urandom(8).hex()}{{:016x}}".format, itertools.count())
+        self.runtime = None  # the app's Runtime, set by app.build_app (tests read usage from it)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -51,7 +52,7 @@ class RequestEdge:
         if size > MAX_HEADER_BYTES:
             err = ProxyError(431, f"Request headers are larger than {MAX_HEADER_BYTES // 1024} KB",
                              code="headers_too_large")
-            await _answer_error(scope, send, extra + [(b"connection", b"close")], err)
+            await send_error(scope, send, err, extra + [(b"connection", b"close")])
             return
         if origin is not None:
             allowed = self._allowed(origin)
@@ -81,7 +82,7 @@ class RequestEdge:
             log.exception("request %s failed", request_id)
             if not started:
                 err = ProxyError(500, f"Internal error in the proxy (request {request_id})", code="internal_error")
-                await _answer_error(scope, send, extra, err)
+                await send_error(scope, send, err, extra)
             # else: the answer is under way; left unfinished, the server cuts the connection
 
     def _allowed(self, origin: bytes) -> bytes | None:
@@ -100,7 +101,8 @@ async def _preflight(scope, send, extra: list) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-async def _answer_error(scope, send, extra: list, err: ProxyError) -> None:
+async def send_error(scope, send, err: ProxyError, extra: list) -> None:
+    """A whole error answer, given before or without a route, in the client's dialect."""
     body = answer_error(scope, err)
     await send({"type": "http.response.start", "status": err.status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]})

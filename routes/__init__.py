@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.routing import Route
 
-from relay.edge import answer_error
+from relay.edge import send_error
 from relay.errors import ProxyError
 from relay.runtime import Runtime
 
@@ -36,7 +36,7 @@ class DialectRoute(Route):
     async def handle(self, scope, receive, send) -> None:
         if self.methods and scope["method"] not in self.methods:
             message = f"Method {scope['method']} is not allowed on {scope['path']}"
-            await _send_error(scope, send, ProxyError(405, message, code="method_not_allowed"),
+            await send_error(scope, send, ProxyError(405, message, code="method_not_allowed"),
                               [(b"allow", ", ".join(sorted(self.methods)).encode())])
         else:
             await self.app(scope, receive, send)
@@ -53,14 +53,7 @@ def route_table(rt: Runtime) -> list[Route]:
 async def not_found(scope, receive, send) -> None:
     """The router's answer when no route matches the path, in the client's dialect."""
     err = ProxyError(404, f"Unknown path: {scope['method']} {scope['path']}", code="unknown_path")
-    await _send_error(scope, send, err, [])
-
-
-async def _send_error(scope, send, err: ProxyError, headers: list) -> None:
-    body = answer_error(scope, err)
-    await send({"type": "http.response.start", "status": err.status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]})
-    await send({"type": "http.response.body", "body": body})
+    await send_error(scope, send, err, [])
 
 
 __all__ = ["canonical_path", "not_found", "route_table"]
