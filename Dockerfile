@@ -30,5 +30,6 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('PORT', '8080'), timeout=2)"]
 # --no-proxy-headers: the client address is the proxy's own business ([proxy] trust_cloudflare,
-# trusted_proxies), not uvicorn's. The access log is on; the app redacts ?key= in it.
+# trusted_proxies), not uvicorn's. The access log is on: the app writes uvicorn's lines itself, in
+# batches and with ?key= redacted (--no-access-log turns it off).
 CMD ["sh", "-c", "exec uvicorn app:app --host 0.0.0.0 --port \"$PORT\" --loop uvloop --http httptools --no-proxy-headers --no-server-header --timeout-keep-alive 75"]

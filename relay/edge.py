@@ -17,6 +17,7 @@ from typing import Callable
 
 from .config import Proxy
 from .errors import ProxyError, render
+from .logs import AccessLog
 
 log = logging.getLogger("uvicorn.error")
 
@@ -34,11 +35,21 @@ class RequestEdge:
         # 32 hex digits: this process's random half, then a counter (no random read per request)
         self._ids = map(f"{os.urandom(8).hex()}{{:016x}}".format, itertools.count())
         self.runtime = None  # the app's Runtime, set by app.build_app (tests read usage from it)
+        self.access_log: AccessLog | None = None  # set at start-up when the server's log is on
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        status = 0
+        try:
+            status = await self._serve(scope, receive, send)
+        finally:
+            if status and self.access_log is not None:
+                self.access_log.write(scope, status)
+
+    async def _serve(self, scope, receive, send) -> int:
+        """Answers the request; its status (0 when no answer started)."""
         request_id = next(self._ids)
         scope["aurax.request_id"] = request_id
         extra = [(b"x-request-id", request_id.encode())]
@@ -53,7 +64,7 @@ class RequestEdge:
             err = ProxyError(431, f"Request headers are larger than {MAX_HEADER_BYTES // 1024} KB",
                              code="headers_too_large")
             await send_error(scope, send, err, extra + [(b"connection", b"close")])
-            return
+            return err.status
         if origin is not None:
             allowed = self._allowed(origin)
             if allowed is not None:
@@ -62,17 +73,17 @@ class RequestEdge:
                     extra.append((b"vary", b"Origin"))
                 if preflight is not None and scope["method"] == "OPTIONS":
                     await _preflight(scope, send, extra)
-                    return
+                    return 200
                 extra.append((b"access-control-expose-headers", b"x-request-id"))
         path = self.canonical_path(scope["path"])
         if path != scope["path"]:
-            scope["path"] = path
-        started = False
+            scope["path"] = path  # (the access log shows `raw_path`: what the client asked for)
+        status = 0
 
         async def send_with(message) -> None:
-            nonlocal started
+            nonlocal status
             if message["type"] == "http.response.start":
-                started = True
+                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
@@ -80,10 +91,12 @@ class RequestEdge:
             await self.app(scope, receive, send_with)
         except Exception:
             log.exception("request %s failed", request_id)
-            if not started:
+            if not status:
                 err = ProxyError(500, f"Internal error in the proxy (request {request_id})", code="internal_error")
                 await send_error(scope, send, err, extra)
+                return err.status
             # else: the answer is under way; left unfinished, the server cuts the connection
+        return status
 
     def _allowed(self, origin: bytes) -> bytes | None:
         if self._any_origin:

@@ -6,12 +6,12 @@ writes a second instead of one per request; the optional webhook takes the same 
 
 from __future__ import annotations
 
-import asyncio
-import sys
 import time
+
 import orjson
 
 from .config import Price, Token
+from .logs import Lines
 from .usage import Usage
 
 
@@ -105,31 +105,8 @@ def record(call: Call, price: Price | None) -> dict:
     }
 
 
-class UsageLog:
-    """JSON lines on stdout, flushed within `flush_s` of being written."""
-
-    def __init__(self, out=None, flush_s: float = 0.05) -> None:
-        self._out = out or sys.stdout.buffer
-        self._flush_s = flush_s
-        self._pending: list[bytes] = []
-        self._timer: asyncio.TimerHandle | None = None
+class UsageLog(Lines):
+    """The usage records: JSON lines on stdout, flushed within `flush_s` of being written."""
 
     def write(self, rec: dict) -> None:
-        self._pending.append(orjson.dumps(rec) + b"\n")
-        if self._timer is None:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self.flush()
-                return
-            self._timer = loop.call_later(self._flush_s, self.flush)
-
-    def flush(self) -> None:
-        self._timer = None
-        if self._pending:
-            data, self._pending = b"".join(self._pending), []
-            try:
-                self._out.write(data)
-                self._out.flush()
-            except (OSError, ValueError):
-                pass  # a closed stdout must not take requests down with it
+        self.add(orjson.dumps(rec) + b"\n")

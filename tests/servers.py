@@ -134,3 +134,15 @@ def wait_records(server: Server, match, count: int, timeout: float = 5.0) -> lis
 
 def usage_record(server: Server, request_id: str, timeout: float = 5.0) -> dict:
     return next(r for r in usage_records(server, request_id, timeout) if r["request_id"] == request_id)
+
+
+def wait_stdout(server: Server, needle: str, timeout: float = 5.0) -> str:
+    """The server's stdout once it holds `needle` (the proxy writes its lines in batches)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = server.stdout()
+        if needle in out:
+            return out
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{needle!r} not in the server's output:\n{out[-2000:]}")
+        time.sleep(0.02)

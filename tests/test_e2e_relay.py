@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
+import uuid
 
 import anthropic
 import httpx
@@ -470,6 +472,25 @@ def test_access_log_never_shows_a_key(proxy):
     httpx.post(f"{proxy.url}/v1beta/models/gemini-2.5-pro:generateContent?key=sk-ax-alice&alt=json",
                json={"contents": [{"role": "user", "parts": [{"text": "q"}]}]}, timeout=20)
     httpx.get(f"{proxy.url}/v1beta/models?key=AIzaSecretClientKey", timeout=20)
+    servers.wait_stdout(proxy, '"GET /v1beta/models?key=[redacted] HTTP/1.1" 200 OK')
     logs = proxy.stderr() + proxy.stdout()
-    assert "key=[redacted]" in logs
+    assert '"POST /v1beta/models/gemini-2.5-pro:generateContent?key=[redacted]&alt=json HTTP/1.1" 200 OK' in logs
     assert "sk-ax-alice" not in logs and "AIzaSecretClientKey" not in logs
+
+
+def test_access_log_one_line_per_answer_as_uvicorn_writes_it(proxy):
+    """The app writes uvicorn's access lines itself (in batches): same format, the path as the
+    client sent it (before the base-URL spelling is mapped), and uvicorn's own lines are off."""
+    tag = uuid.uuid4().hex
+    answer = httpx.post(f"{proxy.url}/chat/completions?tag={tag}", headers={"authorization": "Bearer sk-ax-alice"},
+                        json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}, timeout=20)
+    assert answer.status_code == 200
+    httpx.options(f"{proxy.url}/v1/models?tag={tag}", headers={
+        "origin": "https://chat.example", "access-control-request-method": "GET"}, timeout=20)
+    httpx.get(f"{proxy.url}/nowhere?tag={tag}", timeout=20)
+    out = servers.wait_stdout(proxy, f'"GET /nowhere?tag={tag} HTTP/1.1" 404 Not Found')
+    lines = [line for line in out.splitlines() if tag in line]
+    assert len(lines) == 3, lines
+    assert re.fullmatch(rf'INFO:     127\.0\.0\.1:\d+ - "POST /chat/completions\?tag={tag} HTTP/1\.1" 200 OK', lines[0])
+    assert lines[1].endswith(f'"OPTIONS /v1/models?tag={tag} HTTP/1.1" 200 OK')
+    assert tag not in proxy.stderr()
