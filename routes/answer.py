@@ -116,6 +116,11 @@ class Silence:
         self._handle = self._loop.call_at(now + self._interval, self._due)
         self._task.cancel()
 
+    def uncancel(self) -> int:
+        """After its interruption: take it back; the cancellations left (others' to honour)."""
+        self.fired = False
+        return self._task.uncancel()
+
     def cancel(self) -> None:
         self._handle.cancel()
 
@@ -123,15 +128,24 @@ class Silence:
 async def read_all(response: httpx.Response, idle_s: float, limit: int | None = None) -> bytes:
     """A whole (small) upstream body; `idle_s` bounds each wait for the next chunk."""
     source, parts, size = reader(response), [], 0
-    loop = asyncio.get_running_loop()
-    async with asyncio.timeout(idle_s) as deadline:
+    silence = Silence(idle_s)  # one timer, where asyncio.timeout re-arms one per chunk
+    try:
         while limit is None or size < limit:
-            chunk = await source.read()
+            silence.reading = True
+            try:
+                chunk = await source.read()
+            except asyncio.CancelledError:
+                if silence.fired and silence.uncancel() == 0:
+                    raise TimeoutError from None
+                raise
+            silence.reading = False
             if not chunk:
                 break
+            silence.touch()
             parts.append(chunk)
             size += len(chunk)
-            deadline.reschedule(loop.time() + idle_s)
+    finally:
+        silence.cancel()
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
@@ -155,8 +169,7 @@ async def stream(response: httpx.Response, pipe, answer: Answer, keepalive_s: fl
                 silence.reading = False  # the ping below may wait on a slow client: never cut it
                 if not silence.fired or call.client_gone or call.stopping:
                     raise
-                silence.fired = False
-                task.uncancel()
+                silence.uncancel()
                 if loop.time() - heard >= idle_s * 0.999:
                     raise ProxyError(504, f"The upstream went silent for {idle_s:g} s", code="upstream_idle") from None
                 if not pipe.mid_event:  # a comment line inside a half-sent event would break it
