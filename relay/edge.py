@@ -41,18 +41,21 @@ class RequestEdge:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 0
-        try:
-            status = await self._serve(scope, receive, send)
-        finally:
-            if status and self.access_log is not None:
-                self.access_log.write(scope, status)
-
-    async def _serve(self, scope, receive, send) -> int:
-        """Answers the request; its status (0 when no answer started)."""
         request_id = next(self._ids)
         scope["aurax.request_id"] = request_id
         extra = [(b"x-request-id", request_id.encode())]
+        started = False
+        access_log = self.access_log
+
+        async def send_with(message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                message["headers"] = [*message.get("headers", ()), *extra]
+                if access_log is not None:  # logged when the answer starts, as uvicorn does
+                    access_log.write(scope, message["status"])
+            await send(message)
+
         size, origin, preflight = 0, None, None
         for name, value in scope["headers"]:
             size += len(name) + len(value)
@@ -63,8 +66,8 @@ class RequestEdge:
         if size > MAX_HEADER_BYTES:
             err = ProxyError(431, f"Request headers are larger than {MAX_HEADER_BYTES // 1024} KB",
                              code="headers_too_large")
-            await send_error(scope, send, err, extra + [(b"connection", b"close")])
-            return err.status
+            await send_error(scope, send_with, err, [(b"connection", b"close")])
+            return
         if origin is not None:
             allowed = self._allowed(origin)
             if allowed is not None:
@@ -72,31 +75,20 @@ class RequestEdge:
                 if allowed != b"*":
                     extra.append((b"vary", b"Origin"))
                 if preflight is not None and scope["method"] == "OPTIONS":
-                    await _preflight(scope, send, extra)
-                    return 200
+                    await _preflight(scope, send_with)
+                    return
                 extra.append((b"access-control-expose-headers", b"x-request-id"))
         path = self.canonical_path(scope["path"])
         if path != scope["path"]:
             scope["path"] = path  # (the access log shows `raw_path`: what the client asked for)
-        status = 0
-
-        async def send_with(message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
         try:
             await self.app(scope, receive, send_with)
         except Exception:
             log.exception("request %s failed", request_id)
-            if not status:
+            if not started:
                 err = ProxyError(500, f"Internal error in the proxy (request {request_id})", code="internal_error")
-                await send_error(scope, send, err, extra)
-                return err.status
+                await send_error(scope, send_with, err, [])
             # else: the answer is under way; left unfinished, the server cuts the connection
-        return status
 
     def _allowed(self, origin: bytes) -> bytes | None:
         if self._any_origin:
@@ -104,10 +96,10 @@ class RequestEdge:
         return origin if origin in self._origins else None
 
 
-async def _preflight(scope, send, extra: list) -> None:
+async def _preflight(scope, send) -> None:
     requested = next((v for n, v in scope["headers"] if n == b"access-control-request-headers"), b"")
     headers = [(b"access-control-allow-methods", _PREFLIGHT_METHODS), (b"access-control-max-age", b"86400"),
-               (b"content-length", b"0"), *extra]
+               (b"content-length", b"0")]
     if requested:
         headers.append((b"access-control-allow-headers", requested))
     await send({"type": "http.response.start", "status": 200, "headers": headers})

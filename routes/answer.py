@@ -125,6 +125,49 @@ class Silence:
         self._handle.cancel()
 
 
+class HeadPings:
+    """Keep-alive pings for an event-stream client while the upstream has not answered at all.
+
+    A timer, not a task: most upstreams answer long before `interval`, and a task (with
+    asyncio.wait around it) cost every stream two more trips through the event loop on its
+    way to the first chunk. When due, one ping goes out from a short task of its own; `stop`
+    hands back a ping still in flight so the caller can wait for it: the answer never has two
+    senders at once. A ping that fails means the client has gone.
+    """
+
+    __slots__ = ("_answer", "_interval", "_loop", "_owner", "_timer", "_sending")
+
+    def __init__(self, answer: Answer, interval: float) -> None:
+        self._answer = answer
+        self._interval = interval
+        self._loop = asyncio.get_running_loop()
+        self._owner = asyncio.current_task()
+        self._sending: asyncio.Task | None = None
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(interval, self._due)
+
+    def _due(self) -> None:
+        self._sending = self._loop.create_task(self._ping())
+
+    async def _ping(self) -> None:
+        try:
+            await self._answer.ping()
+        except Exception:
+            self._timer = None
+            self._answer.call.client_gone = True
+            self._owner.cancel()
+            return
+        if self._timer is not None:  # not stopped meanwhile
+            self._timer = self._loop.call_later(self._interval, self._due)
+
+    def stop(self) -> asyncio.Task | None:
+        """No more pings; the one being sent, if any, for the caller to await."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        sending = self._sending
+        return sending if sending is not None and not sending.done() else None
+
+
 async def read_all(response: httpx.Response, idle_s: float, limit: int | None = None) -> bytes:
     """A whole (small) upstream body; `idle_s` bounds each wait for the next chunk."""
     source, parts, size = reader(response), [], 0

@@ -26,7 +26,7 @@ from relay.streams import Events, GeminiArray, Raw, Translated
 from relay.upstream import url as upstream_url
 from relay.usage import Meter, Usage, estimate_tokens, request_chars
 
-from .answer import JSON, SHUTTING_DOWN, Answer, Watcher, read_all, stream
+from .answer import JSON, SHUTTING_DOWN, Answer, HeadPings, Watcher, read_all, stream
 from .table import Row
 
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
@@ -288,21 +288,21 @@ class Forward:
         upstream = self.rt.upstream
         if not client_sse:
             return await upstream.send(request)
-        pending = asyncio.ensure_future(upstream.send(request))
+        pings = HeadPings(answer, self.proxy.keepalive_s)
         try:
-            while True:
-                done, _ = await asyncio.wait((pending,), timeout=self.proxy.keepalive_s)
-                if done:
-                    return pending.result()
-                await answer.ping()
+            response = await upstream.send(request)
         except BaseException:
-            # Left early (the client went, a drain, a failed ping): the upstream request must
-            # not stay open, even if its answer arrived in this very moment.
-            if not pending.done():
-                pending.cancel()
-            elif not pending.cancelled() and pending.exception() is None:
-                await pending.result().aclose()
+            # (a cancellation here also ends the upstream request: it is this very task's)
+            if (sending := pings.stop()) is not None:
+                await sending
             raise
+        if (sending := pings.stop()) is not None:
+            try:
+                await sending
+            except BaseException:
+                await response.aclose()  # left early: the upstream request must not stay open
+                raise
+        return response
 
     async def _failure(self, response: httpx.Response, attempt: Attempt, translation) -> ProxyError:
         raw = b""

@@ -59,3 +59,63 @@ def test_a_cancelled_read_stays_a_cancellation():
 def test_limit_stops_reading():
     body = Paced([b"x" * 10, b"y" * 10, b"z" * 10], gap_s=0.0)
     assert asyncio.run(read_all(response(body), idle_s=1, limit=15)) == b"x" * 10 + b"y" * 10
+
+
+def test_head_pings_while_the_upstream_thinks_then_none():
+    from relay.records import Call
+    from routes.answer import Answer, HeadPings
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def main():
+        answer = Answer(send, Call("r", "openai", None))
+        pings = HeadPings(answer, 0.05)
+        await asyncio.sleep(0.18)  # an upstream that thinks for ~3.5 intervals
+        sending = pings.stop()
+        if sending is not None:
+            await sending
+        count = len(sent)
+        await asyncio.sleep(0.12)
+        assert len(sent) == count  # stopped: no more
+        return answer
+
+    answer = asyncio.run(asyncio.wait_for(main(), 5))
+    assert sent[0]["type"] == "http.response.start" and sent[0]["status"] == 200 and answer.sse
+    assert [m["body"] for m in sent[1:]] == [b": ping\n\n"] * (len(sent) - 1) and len(sent) >= 3
+
+
+def test_head_pings_never_start_when_the_answer_comes_first():
+    from relay.records import Call
+    from routes.answer import Answer, HeadPings
+
+    async def send(message):
+        raise AssertionError("nothing may be sent")
+
+    async def main():
+        pings = HeadPings(Answer(send, Call("r", "openai", None)), 0.05)
+        await asyncio.sleep(0.01)
+        assert pings.stop() is None
+        await asyncio.sleep(0.1)
+
+    asyncio.run(asyncio.wait_for(main(), 5))
+
+
+def test_a_failed_head_ping_means_the_client_left():
+    from relay.records import Call
+    from routes.answer import Answer, HeadPings
+
+    async def send(message):
+        raise OSError("connection reset by peer")
+
+    async def main():
+        call = Call("r", "openai", None)
+        HeadPings(Answer(send, call), 0.02)
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.sleep(5)  # the upstream wait, cut short
+        return call
+
+    call = asyncio.run(asyncio.wait_for(main(), 5))
+    assert call.client_gone
