@@ -110,13 +110,45 @@ class _Events:
 
 
 # What marks an event worth parsing when the stream is only passed on: the ones that carry
-# usage, say the stream is over, or report an error (one search in C). The rest are only counted.
-_MARKS = {
-    "openai": re.compile(
-        rb'\[DONE\]|"usage": ?\{|"error"|response\.(?:completed|failed|incomplete)|image_(?:generation|edit)\.completed'
-    ),
-    "anthropic": re.compile(rb"message_(?:start|delta|stop)|error"),
-    "gemini": re.compile(rb'"(?:finishReason|blockReason|error)"'),
+# usage, say the stream is over, or report an error. The rest are only counted. These run on
+# every event, so they look where each mark sits rather than run a regex over the event (which
+# cost ~3 µs, a twentieth of a chunk's whole CPU in bench/).
+
+
+def _openai_marked(block: bytes) -> bool:
+    # The Responses API and image streams end with an event of their own (no [DONE]): named on
+    # the event's first line, or where a server leaves names out, by the `type` its data starts with.
+    if block.startswith(b"event:"):
+        head = block[: block.find(b"\n")]
+    elif b'"type":' in block[:32]:
+        head = block[:96]
+    else:
+        head = b""
+    if head and (b".completed" in head or b".failed" in head or b".incomplete" in head or b"error" in head):
+        return True
+    if b"[DONE]" in block[:16] or b'"error"' in block:
+        return True
+    # `"usage": null` rides on every chunk once usage is asked for; only an object counts. It
+    # is the chunk's last field, so a search from the end finds it at once.
+    at = block.rfind(b'"usage"')
+    return at != -1 and block[at + 7 : at + 10].lstrip(b": ")[:1] == b"{"
+
+
+_ANTHROPIC_TYPES = re.compile(rb"message_(?:start|delta|stop)|error")
+
+
+def _anthropic_marked(block: bytes) -> bool:
+    if block.startswith(b"event:"):  # the event's type is on its first line
+        line = block[: block.find(b"\n")]
+        return b"message_" in line or b"error" in line
+    return _ANTHROPIC_TYPES.search(block) is not None
+
+
+_GEMINI_MARKS = re.compile(rb'"(?:finishReason|blockReason|error)"')
+_MARKED = {
+    "openai": _openai_marked,
+    "anthropic": _anthropic_marked,
+    "gemini": lambda block: _GEMINI_MARKS.search(block) is not None,
 }
 
 
@@ -135,10 +167,10 @@ class Events(_Events):
                  expect_usage: bool = True) -> None:
         super().__init__(dialect, dialect, meter)
         self._drop_usage_chunk = drop_usage_chunk
-        self._marks = _MARKS[dialect] if expect_usage else None
+        self._marked = _MARKED[dialect] if expect_usage else None
 
     def _scan(self, block: bytes) -> dict | None:
-        if self._marks is None or self._marks.search(block):
+        if self._marked is None or self._marked(block):
             return self._parse(block)
         self.meter.raw(len(block))
         return None

@@ -1,0 +1,66 @@
+"""Which passed-on events get parsed: every one that carries usage, ends the stream or reports
+an error, whatever the spelling; never the plain content chunks (they are only counted)."""
+
+from __future__ import annotations
+
+import pytest
+
+from relay.streams import Events, _anthropic_marked, _openai_marked
+from relay.usage import Meter
+
+OPENAI_MARKED = [
+    b"data: [DONE]\n\n",
+    b"data:[DONE]\n\n",
+    b'data: {"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}\n\n',
+    b'data: {"id":"c","choices":[],"usage": {"prompt_tokens":3}}\n\n',
+    b'data: {"usage":{"prompt_tokens":3},"id":"c","choices":[]}\n\n',  # usage not last
+    b'data: {"error":{"message":"overloaded","type":"server_error"}}\n\n',
+    b'data: {"id":"c","error":"boom"}\n\n',
+    b'event: response.completed\ndata: {"type":"response.completed","response":{"usage":{}}}\n\n',
+    b'event: response.failed\ndata: {"type":"response.failed"}\n\n',
+    b'event: response.incomplete\ndata: {"type":"response.incomplete"}\n\n',
+    b'data: {"type":"response.completed","response":{"usage":{"input_tokens":1}}}\n\n',  # no event line
+    b'event: error\ndata: {"type":"error","message":"x"}\n\n',
+    b'event: image_generation.completed\ndata: {"type":"image_generation.completed"}\n\n',
+    b'event: image_edit.completed\ndata: {"type":"image_edit.completed"}\n\n',
+]
+OPENAI_PLAIN = [
+    b'data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"hi"}}],'
+    b'"usage":null}\n\n',
+    b'data: {"id":"c","choices":[{"delta":{"content":"say \\"usage\\": {1}"}}]}\n\n',
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","delta":"x"}\n\n',
+    b'data: {"type":"response.output_text.delta","delta":"x"}\n\n',
+]
+
+
+@pytest.mark.parametrize("block", OPENAI_MARKED)
+def test_openai_events_worth_parsing(block):
+    assert _openai_marked(block)
+
+
+@pytest.mark.parametrize("block", OPENAI_PLAIN)
+def test_openai_content_chunks_are_only_counted(block):
+    assert not _openai_marked(block)
+
+
+@pytest.mark.parametrize("block, marked", [
+    (b'event: message_start\ndata: {"type":"message_start","message":{"usage":{}}}\n\n', True),
+    (b'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":5}}\n\n', True),
+    (b'event: message_stop\ndata: {"type":"message_stop"}\n\n', True),
+    (b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n', True),
+    (b'data: {"type":"message_delta","usage":{"output_tokens":5}}\n\n', True),  # no event line
+    (b'event: content_block_delta\ndata: {"type":"content_block_delta","delta":{"text":"message_stop"}}\n\n',
+     False),
+    (b'event: ping\ndata: {"type": "ping"}\n\n', False),
+])
+def test_anthropic_events_worth_parsing(block, marked):
+    assert _anthropic_marked(block) is marked
+
+
+def test_a_passed_on_stream_is_metered_from_its_marked_events_only():
+    meter = Meter("openai")
+    pipe = Events("openai", meter, drop_usage_chunk=True)
+    out = b"".join(pipe.feed(block) for block in [*OPENAI_PLAIN[:2], OPENAI_MARKED[2], OPENAI_MARKED[0]])
+    assert out == OPENAI_PLAIN[0] + OPENAI_PLAIN[1] + b"data: [DONE]\n\n"  # the usage chunk dropped
+    assert pipe.complete and pipe.end() == b""
+    assert (meter.usage.input_tokens, meter.usage.output_tokens) == (3, 2)
