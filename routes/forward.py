@@ -181,7 +181,10 @@ class Forward:
             request, drop_usage_chunk = self._request(scope, attempt, caller, payload, body, model, translation,
                                                       streaming)
             try:
-                response = await self._open(request, client_sse, answer)
+                if client_sse:
+                    response = await self._open_with_pings(request, answer)
+                else:
+                    response = await rt.upstream.send(request)
             except (httpx.TransportError, TimeoutError) as exc:
                 failure = unreachable(exc, channel, attempt.key)
                 self._rest(attempt, caller)
@@ -282,12 +285,10 @@ class Forward:
             hdrs = [(n, v) for n, v in hdrs if n != b"content-type"] + JSON
         return self.rt.upstream.request(row.method, target, hdrs, content), drop_usage_chunk
 
-    async def _open(self, request: httpx.Request, client_sse: bool, answer: Answer) -> httpx.Response:
-        """The upstream's answer head. An event-stream client that has waited `keepalive_s`
-        gets `: ping` lines (and so its 200) while the upstream thinks."""
+    async def _open_with_pings(self, request: httpx.Request, answer: Answer) -> httpx.Response:
+        """The upstream's answer head for an event-stream client: one that has waited
+        `keepalive_s` gets `: ping` lines (and so its 200) while the upstream thinks."""
         upstream = self.rt.upstream
-        if not client_sse:
-            return await upstream.send(request)
         pings = HeadPings(answer, self.proxy.keepalive_s)
         try:
             response = await upstream.send(request)
