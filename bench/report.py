@@ -216,7 +216,7 @@ def report(bench: Bench, info: dict, usage: dict[str, dict], metrics_status: str
     proxy = bench.targets.get("proxy")
     features = ("proxy features: token auth (allow-list, limits set), routing (2 priorities, sticky over 2 keys), "
                 "usage accounting + priced billing, usage lines to stdout (a file)")
-    features += ", uvicorn access log on in 'proxy' (stdout), off in 'proxy, no access log'"
+    features += ", access log on in 'proxy' (uvicorn's lines, written by the app; stdout), off in 'proxy, no access log' (--no-access-log)"
     features += f"; GET /metrics after the runs → {metrics_status or '?'}"
     lines.append(features)
     for name, counts in usage.items():
