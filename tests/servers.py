@@ -108,28 +108,42 @@ def silent_upstream(log_dir: Path | None = None) -> Server:
     return server
 
 
+def _until(found, timeout: float, failure):
+    """Polls `found()` (the server's output files: there is no event to await) until it gives
+    something truthy, then returns that; past `timeout`, fails with `failure()`."""
+    deadline = time.monotonic() + timeout
+    while not (result := found()):
+        if time.monotonic() > deadline:
+            raise AssertionError(failure())
+        time.sleep(0.02)
+    return result
+
+
+def _records(server: Server) -> list[dict]:
+    return [json.loads(line) for line in server.stdout().splitlines() if line.startswith("{")]
+
+
 def usage_records(server: Server, request_id: str | None = None, timeout: float = 5.0) -> list[dict]:
     """The proxy's usage lines; with `request_id`, waits until that request's line is written."""
-    deadline = time.monotonic() + timeout
-    while True:
-        records = [json.loads(line) for line in server.stdout().splitlines() if line.startswith("{")]
-        if request_id is None or any(r["request_id"] == request_id for r in records):
-            return records
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no usage record for {request_id}")
-        time.sleep(0.02)
+    if request_id is None:
+        return _records(server)
+
+    def found():
+        records = _records(server)
+        return records if any(r["request_id"] == request_id for r in records) else None
+
+    return _until(found, timeout, lambda: f"no usage record for {request_id}")
 
 
 def wait_records(server: Server, match, count: int, timeout: float = 5.0) -> list[dict]:
     """The proxy's usage lines that `match`, once there are `count` of them."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = [r for r in usage_records(server) if match(r)]
-        if len(found) >= count:
-            return found
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{len(found)} matching usage records, expected {count}")
-        time.sleep(0.02)
+
+    def found():
+        matching = [r for r in _records(server) if match(r)]
+        return matching if len(matching) >= count else None
+
+    return _until(found, timeout, lambda: f"{len([r for r in _records(server) if match(r)])} matching usage "
+                                          f"records, expected {count}")
 
 
 def usage_record(server: Server, request_id: str, timeout: float = 5.0) -> dict:
@@ -138,11 +152,9 @@ def usage_record(server: Server, request_id: str, timeout: float = 5.0) -> dict:
 
 def wait_stdout(server: Server, needle: str, timeout: float = 5.0) -> str:
     """The server's stdout once it holds `needle` (the proxy writes its lines in batches)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def found():
         out = server.stdout()
-        if needle in out:
-            return out
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{needle!r} not in the server's output:\n{out[-2000:]}")
-        time.sleep(0.02)
+        return out if needle in out else None
+
+    return _until(found, timeout, lambda: f"{needle!r} not in the server's output:\n{server.stdout()[-2000:]}")
