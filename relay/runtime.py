@@ -6,6 +6,7 @@ import asyncio
 
 import httpx
 
+from .alarms import Alarms
 from .auth import Auth
 from .config import Channel, Config, Globs
 from .limits import Limits
@@ -26,7 +27,9 @@ class Runtime:
         self.config = config
         self.auth = Auth(config)
         self.routes = Routes(config)
-        self.upstream = Upstream(config.proxy, transport)
+        proxy = config.proxy
+        self.alarms = Alarms.for_intervals(proxy.keepalive_s, proxy.idle_timeout_s, proxy.first_byte_timeout_s)
+        self.upstream = Upstream(proxy, self.alarms, transport)
         self.usage_log = UsageLog(usage_out)
         self.limits = Limits()
         self.draining = False

@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 from cachetools import LRUCache
 
+from .alarms import Alarms
 from .config import Channel, Proxy
 from .transport import AiohttpTransport, UpstreamClient, headers_from
 
@@ -29,8 +30,9 @@ class Reader(Protocol):
 
 
 class Upstream:
-    def __init__(self, proxy: Proxy, transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(self, proxy: Proxy, alarms: Alarms, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self._proxy = proxy
+        self._alarms = alarms
         self._given_transport = transport
         self._transport: httpx.AsyncBaseTransport | None = None
         self._client: httpx.AsyncClient | None = None
@@ -95,8 +97,17 @@ class Upstream:
         """
         if self._client is None:
             self.client  # noqa: B018 (a host without lifespan events: made on first use)
-        async with asyncio.timeout(self._proxy.first_byte_timeout_s):
+        task = asyncio.current_task()
+        # What asyncio.timeout does, on an alarm instead of a timer of its own (relay/alarms.py)
+        alarm = self._alarms.later(self._proxy.first_byte_timeout_s, task.cancel)
+        try:
             return await self._transport.handle_async_request(request)
+        except asyncio.CancelledError:
+            if alarm.fired and task.uncancel() == 0:
+                raise TimeoutError(f"no answer within {self._proxy.first_byte_timeout_s:g} s") from None
+            raise
+        finally:
+            alarm.cancel()
 
 
 def reader(response: httpx.Response) -> Reader:

@@ -13,6 +13,7 @@ import logging
 import httpx
 
 from relay import headers as header_rules
+from relay.alarms import Alarm, Alarms
 from relay.errors import ProxyError, render
 from relay.records import Call
 from relay.streams import GeminiArray, error_event
@@ -82,23 +83,24 @@ class Answer:
 
 
 class Silence:
-    """One timer for a whole answer that interrupts a read after `interval` seconds of silence.
+    """One alarm for a whole answer that interrupts a read after `interval` seconds of silence.
 
-    Arming a timer per chunk would cost more than the chunk's own work: this one is armed once
+    Arming an alarm per chunk would cost more than the chunk's own work: this one is set once
     and, each time it is due, looks whether a chunk came meanwhile (`touch` only notes the time).
     It only interrupts a read, never a send, so no chunk is ever half sent.
     """
 
-    __slots__ = ("_loop", "_task", "_interval", "_last", "_handle", "reading", "fired")
+    __slots__ = ("_alarms", "_loop", "_task", "_interval", "_last", "_alarm", "reading", "fired")
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, alarms: Alarms, interval: float) -> None:
+        self._alarms = alarms
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
         self._interval = interval
         self._last = self._loop.time()
         self.reading = False
         self.fired = False
-        self._handle = self._loop.call_at(self._last + interval, self._due)
+        self._alarm = alarms.at(self._last + interval, self._due)
 
     def touch(self) -> float:
         """A chunk came: note the time (returned)."""
@@ -109,11 +111,11 @@ class Silence:
         now = self._loop.time()
         due = self._last + self._interval
         if now < due or not self.reading:
-            self._handle = self._loop.call_at(max(due, now + self._interval * 0.1), self._due)
+            self._alarm = self._alarms.at(max(due, now + self._interval * 0.1), self._due)
             return
         self.fired = True
         self._last = now
-        self._handle = self._loop.call_at(now + self._interval, self._due)
+        self._alarm = self._alarms.at(now + self._interval, self._due)
         self._task.cancel()
 
     def uncancel(self) -> int:
@@ -122,31 +124,31 @@ class Silence:
         return self._task.uncancel()
 
     def cancel(self) -> None:
-        self._handle.cancel()
+        self._alarm.cancel()
 
 
 class HeadPings:
     """Keep-alive pings for an event-stream client while the upstream has not answered at all.
 
-    A timer, not a task: most upstreams answer long before `interval`, and a task (with
+    An alarm, not a task: most upstreams answer long before `interval`, and a task (with
     asyncio.wait around it) cost every stream two more trips through the event loop on its
     way to the first chunk. When due, one ping goes out from a short task of its own; `stop`
     hands back a ping still in flight so the caller can wait for it: the answer never has two
     senders at once. A ping that fails means the client has gone.
     """
 
-    __slots__ = ("_answer", "_interval", "_loop", "_owner", "_timer", "_sending")
+    __slots__ = ("_answer", "_interval", "_alarms", "_owner", "_timer", "_sending")
 
-    def __init__(self, answer: Answer, interval: float) -> None:
+    def __init__(self, answer: Answer, alarms: Alarms, interval: float) -> None:
         self._answer = answer
         self._interval = interval
-        self._loop = asyncio.get_running_loop()
+        self._alarms = alarms
         self._owner = asyncio.current_task()
         self._sending: asyncio.Task | None = None
-        self._timer: asyncio.TimerHandle | None = self._loop.call_later(interval, self._due)
+        self._timer: Alarm | None = alarms.later(interval, self._due)
 
     def _due(self) -> None:
-        self._sending = self._loop.create_task(self._ping())
+        self._sending = asyncio.get_running_loop().create_task(self._ping())
 
     async def _ping(self) -> None:
         try:
@@ -157,7 +159,7 @@ class HeadPings:
             self._owner.cancel()
             return
         if self._timer is not None:  # not stopped meanwhile
-            self._timer = self._loop.call_later(self._interval, self._due)
+            self._timer = self._alarms.later(self._interval, self._due)
 
     def stop(self) -> asyncio.Task | None:
         """No more pings; the one being sent, if any, for the caller to await."""
@@ -168,10 +170,10 @@ class HeadPings:
         return sending if sending is not None and not sending.done() else None
 
 
-async def read_all(response: httpx.Response, idle_s: float, limit: int | None = None) -> bytes:
+async def read_all(response: httpx.Response, alarms: Alarms, idle_s: float, limit: int | None = None) -> bytes:
     """A whole (small) upstream body; `idle_s` bounds each wait for the next chunk."""
     source, parts, size = reader(response), [], 0
-    silence = Silence(idle_s)  # one timer, where asyncio.timeout re-arms one per chunk
+    silence = Silence(alarms, idle_s)  # one alarm, where asyncio.timeout re-arms a timer per chunk
     try:
         while limit is None or size < limit:
             silence.reading = True
@@ -192,7 +194,8 @@ async def read_all(response: httpx.Response, idle_s: float, limit: int | None = 
     return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
-async def stream(response: httpx.Response, pipe, answer: Answer, keepalive_s: float, idle_s: float) -> None:
+async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms, keepalive_s: float,
+                 idle_s: float) -> None:
     """Pass an upstream body on chunk by chunk through `pipe`; pings while an event stream is
     silent; an error event (or a cut connection, for other bodies) when the upstream fails."""
     call = answer.call
@@ -201,7 +204,7 @@ async def stream(response: httpx.Response, pipe, answer: Answer, keepalive_s: fl
     source = reader(response)
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
-    silence = Silence(keepalive_s if pipe.sse else idle_s)
+    silence = Silence(alarms, keepalive_s if pipe.sse else idle_s)
     heard = loop.time()
     try:
         while True:
@@ -271,17 +274,17 @@ class Watcher:
     """Cancels a request's work as soon as its client goes away.
 
     Listening needs a task of its own; most requests are over within a fraction of a second, so
-    it starts only after `WATCH_AFTER_S` (a timer costs a tenth of a task) — a client that left
-    earlier is noticed then, well within the second the spec allows.
+    it starts only after `WATCH_AFTER_S` (an alarm costs a fiftieth of a task) — a client that
+    left earlier is noticed then, well within the second the spec allows.
     """
 
     WATCH_AFTER_S = 0.25
     __slots__ = ("_receive", "_call", "_task", "_timer", "_listener")
 
-    def __init__(self, receive, call: Call, task: asyncio.Task) -> None:
+    def __init__(self, receive, call: Call, task: asyncio.Task, alarms: Alarms) -> None:
         self._receive, self._call, self._task = receive, call, task
         self._listener: asyncio.Task | None = None
-        self._timer = asyncio.get_running_loop().call_later(self.WATCH_AFTER_S, self._start)
+        self._timer = alarms.later(self.WATCH_AFTER_S, self._start)
 
     def _start(self) -> None:
         self._listener = asyncio.ensure_future(self._listen())

@@ -63,7 +63,7 @@ class Forward:
             if caller.token is not None:
                 rt.limits.admit(caller.token)
             body = await self._read_body(receive, headers)
-            watcher = Watcher(receive, call, task)
+            watcher = Watcher(receive, call, task, rt.alarms)
             await self.serve(scope, headers, caller, body, answer)
         except ProxyError as err:
             await answer.error(dialect, err)
@@ -289,7 +289,7 @@ class Forward:
         """The upstream's answer head for an event-stream client: one that has waited
         `keepalive_s` gets `: ping` lines (and so its 200) while the upstream thinks."""
         upstream = self.rt.upstream
-        pings = HeadPings(answer, self.proxy.keepalive_s)
+        pings = HeadPings(answer, self.rt.alarms, self.proxy.keepalive_s)
         try:
             response = await upstream.send(request)
         except BaseException:
@@ -308,7 +308,7 @@ class Forward:
     async def _failure(self, response: httpx.Response, attempt: Attempt, translation) -> ProxyError:
         raw = b""
         try:
-            raw = await read_all(response, self.proxy.idle_timeout_s, _ERROR_BODY_LIMIT)
+            raw = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s, _ERROR_BODY_LIMIT)
         except (httpx.HTTPError, TimeoutError):
             pass
         finally:
@@ -349,7 +349,7 @@ class Forward:
         else:
             pipe = Raw()
         try:
-            await stream(response, pipe, answer, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
+            await stream(response, pipe, answer, self.rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
         finally:
             call.usage = meter.usage
             if call.usage is None and payload is not None:
@@ -357,7 +357,7 @@ class Forward:
                 call.usage = _estimate(payload, meter)
 
     async def _whole(self, response: httpx.Response, translation, meter: Meter, model: str, answer: Answer) -> None:
-        data = await read_all(response, self.proxy.idle_timeout_s)
+        data = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s)
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:

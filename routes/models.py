@@ -79,7 +79,7 @@ class Models(Forward):
         except (httpx.TransportError, TimeoutError) as exc:
             raise unreachable(exc, channel, "") from None
         try:
-            await stream(response, Raw(), answer, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
+            await stream(response, Raw(), answer, self.rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
         finally:
             await response.aclose()
 

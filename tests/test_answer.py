@@ -7,7 +7,12 @@ import asyncio
 import httpx
 import pytest
 
+from relay.alarms import Alarms
 from routes.answer import read_all
+
+
+def alarms() -> Alarms:
+    return Alarms(0.005)
 
 
 class Paced:
@@ -31,13 +36,13 @@ def response(body) -> httpx.Response:
 
 def test_a_slow_body_that_never_pauses_for_long_is_read_whole():
     body = Paced([b"a", b"b", b"c", b"d", b"e"], gap_s=0.04)  # 0.2 s in all, never 0.1 s silent
-    assert asyncio.run(read_all(response(body), idle_s=0.1)) == b"abcde"
+    assert asyncio.run(read_all(response(body), alarms(), idle_s=0.1)) == b"abcde"
 
 
 def test_a_body_that_goes_silent_times_out_and_leaves_no_cancellation_behind():
     async def main():
         with pytest.raises(TimeoutError):
-            await read_all(response(Paced([b"a"], gap_s=0.0, stall=True)), idle_s=0.1)
+            await read_all(response(Paced([b"a"], gap_s=0.0, stall=True)), alarms(), idle_s=0.1)
         assert asyncio.current_task().cancelling() == 0
         await asyncio.sleep(0.15)  # no stray timer cancels the task later
         return "alive"
@@ -47,7 +52,7 @@ def test_a_body_that_goes_silent_times_out_and_leaves_no_cancellation_behind():
 
 def test_a_cancelled_read_stays_a_cancellation():
     async def main():
-        task = asyncio.ensure_future(read_all(response(Paced([b"a"], gap_s=0.0, stall=True)), idle_s=5))
+        task = asyncio.ensure_future(read_all(response(Paced([b"a"], gap_s=0.0, stall=True)), alarms(), idle_s=5))
         await asyncio.sleep(0.05)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -58,7 +63,7 @@ def test_a_cancelled_read_stays_a_cancellation():
 
 def test_limit_stops_reading():
     body = Paced([b"x" * 10, b"y" * 10, b"z" * 10], gap_s=0.0)
-    assert asyncio.run(read_all(response(body), idle_s=1, limit=15)) == b"x" * 10 + b"y" * 10
+    assert asyncio.run(read_all(response(body), alarms(), idle_s=1, limit=15)) == b"x" * 10 + b"y" * 10
 
 
 def test_head_pings_while_the_upstream_thinks_then_none():
@@ -72,7 +77,7 @@ def test_head_pings_while_the_upstream_thinks_then_none():
 
     async def main():
         answer = Answer(send, Call("r", "openai", None))
-        pings = HeadPings(answer, 0.05)
+        pings = HeadPings(answer, alarms(), 0.05)
         await asyncio.sleep(0.18)  # an upstream that thinks for ~3.5 intervals
         sending = pings.stop()
         if sending is not None:
@@ -95,7 +100,7 @@ def test_head_pings_never_start_when_the_answer_comes_first():
         raise AssertionError("nothing may be sent")
 
     async def main():
-        pings = HeadPings(Answer(send, Call("r", "openai", None)), 0.05)
+        pings = HeadPings(Answer(send, Call("r", "openai", None)), alarms(), 0.05)
         await asyncio.sleep(0.01)
         assert pings.stop() is None
         await asyncio.sleep(0.1)
@@ -112,7 +117,7 @@ def test_a_failed_head_ping_means_the_client_left():
 
     async def main():
         call = Call("r", "openai", None)
-        HeadPings(Answer(send, call), 0.02)
+        HeadPings(Answer(send, call), alarms(), 0.02)
         with pytest.raises(asyncio.CancelledError):
             await asyncio.sleep(5)  # the upstream wait, cut short
         return call

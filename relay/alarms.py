@@ -1,0 +1,89 @@
+"""The deadlines of every open request, kept by one periodic timer instead of a timer each.
+
+Arming and cancelling an event-loop timer costs 3–4 µs, and `asyncio.timeout` 6 µs (uvloop,
+measured); a request had three (the wait for the first byte, the body's silence, the start of
+the disconnect watch): a fifth of the proxy's own CPU per request. An alarm here is an object
+in a set. While any alarm is set, one timer ticks every `resolution` seconds and fires the due
+ones; with none set, nothing ticks (an idle replica stays idle).
+
+An alarm fires at most one `resolution` (plus the event loop's own lag) after its time, never
+before it. The runtime picks a resolution that is small next to every interval it times.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+log = logging.getLogger("uvicorn.error")
+
+MAX_RESOLUTION_S = 0.05
+
+
+class Alarm:
+    __slots__ = ("when", "fired", "_fn", "_alarms")
+
+    def __init__(self, alarms: Alarms, when: float, fn: Callable[[], None]) -> None:
+        self.when = when
+        self.fired = False
+        self._fn = fn
+        self._alarms = alarms
+
+    def cancel(self) -> None:
+        self._alarms._set.discard(self)
+        self._fn = None  # (its owner often holds the alarm: no reference cycle is left behind)
+
+
+class Alarms:
+    def __init__(self, resolution: float = MAX_RESOLUTION_S) -> None:
+        self.resolution = resolution
+        self._set: set[Alarm] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tick_handle: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def for_intervals(cls, *intervals: float) -> Alarms:
+        """Alarms precise to a fifth of the shortest interval they will time (50 ms at most)."""
+        return cls(min(MAX_RESOLUTION_S, *(i / 5 for i in intervals)))
+
+    def later(self, delay: float, fn: Callable[[], None]) -> Alarm:
+        """Call `fn` once, `delay` seconds from now (unless cancelled first)."""
+        loop = asyncio.get_running_loop()
+        return self._add(loop, loop.time() + delay, fn)
+
+    def at(self, when: float, fn: Callable[[], None]) -> Alarm:
+        """Call `fn` once at the event loop's time `when` (unless cancelled first)."""
+        return self._add(asyncio.get_running_loop(), when, fn)
+
+    def _add(self, loop: asyncio.AbstractEventLoop, when: float, fn: Callable[[], None]) -> Alarm:
+        alarm = Alarm(self, when, fn)
+        self._set.add(alarm)
+        if self._tick_handle is None or loop is not self._loop:
+            # (another loop: tests run one per test; the old one's tick is gone with it)
+            self._loop = loop
+            self._tick_handle = loop.call_later(self.resolution, self._tick)
+        return alarm
+
+    def __len__(self) -> int:
+        return len(self._set)
+
+    def _tick(self) -> None:
+        now = self._loop.time()
+        due = [alarm for alarm in self._set if alarm.when <= now]
+        due.sort(key=_when)
+        for alarm in due:
+            if alarm not in self._set:
+                continue  # cancelled by an alarm fired before it in this tick
+            self._set.discard(alarm)
+            alarm.fired = True
+            fn, alarm._fn = alarm._fn, None
+            try:
+                fn()
+            except Exception:
+                log.exception("an alarm failed")
+        self._tick_handle = self._loop.call_later(self.resolution, self._tick) if self._set else None
+
+
+def _when(alarm: Alarm) -> float:
+    return alarm.when
