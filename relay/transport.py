@@ -63,6 +63,25 @@ def headers_from(pairs) -> httpx.Headers:
     return headers
 
 
+def header(headers: httpx.Headers, name: bytes) -> str | None:
+    """The first value of header `name` (lower case), or None. For the headers the proxy reads
+    (ASCII, one of each) that is what `headers.get` answers, without httpx's scan of every
+    header to choose an encoding on each lookup."""
+    for _, key, value in headers._list:
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def str_pairs(headers: httpx.Headers) -> list[tuple[str, str]]:
+    """The headers as aiohttp takes them, as `multi_items()` gives them (httpx's choice of
+    encoding: UTF-8 covers ASCII), without its scan of every header first."""
+    try:
+        return [(key.decode(), value.decode()) for _, key, value in headers._list]
+    except UnicodeDecodeError:
+        return headers.multi_items()
+
+
 class Chunks(httpx.AsyncByteStream):
     """An upstream answer's body, chunk by chunk as it arrives.
 
@@ -126,7 +145,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             response = await session.request(
                 request.method,
                 str(request.url),
-                headers=request.headers.multi_items(),
+                headers=str_pairs(request.headers),
                 data=body or None,
                 allow_redirects=False,
                 timeout=aiohttp.ClientTimeout(

@@ -17,6 +17,7 @@ from relay.alarms import Alarm, Alarms
 from relay.errors import ProxyError, render
 from relay.records import Call
 from relay.streams import GeminiArray, error_event
+from relay.transport import header
 from relay.upstream import reader
 
 JSON = [(b"content-type", b"application/json")]
@@ -257,8 +258,9 @@ def _stream_headers(response: httpx.Response, pipe) -> list:
         return [h for h in hdrs if h[0] not in (b"content-type", b"cache-control")] + SSE_HEADERS
     if isinstance(pipe, GeminiArray):
         return [h for h in hdrs if h[0] != b"content-type"] + JSON
-    if "content-length" in response.headers:
-        hdrs.append((b"content-length", response.headers["content-length"].encode()))
+    length = header(response.headers, b"content-length")
+    if length is not None:
+        hdrs.append((b"content-length", length.encode()))
     return hdrs
 
 

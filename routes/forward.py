@@ -23,6 +23,7 @@ from relay.records import Call
 from relay.routing import Attempt
 from relay.runtime import Runtime
 from relay.streams import Events, GeminiArray, Raw, Translated
+from relay.transport import header
 from relay.upstream import url as upstream_url
 from relay.usage import Meter, Usage, estimate_tokens, request_chars
 
@@ -318,8 +319,9 @@ class Forward:
             status = 503  # Anthropic's "overloaded" has no name in other dialects
         message = redact(upstream_message(raw), attempt.key)
         headers = {}
-        if "retry-after" in response.headers:
-            headers["retry-after"] = response.headers["retry-after"]
+        retry_after = header(response.headers, b"retry-after")
+        if retry_after is not None:
+            headers["retry-after"] = retry_after
         passable = _error_body(raw) if translation is None else None
         return UpstreamFailure(
             status, message,
@@ -334,7 +336,7 @@ class Forward:
         row, call = self.row, answer.call
         call.billable = True  # an upstream answered: what it sends on is used, even if cut short
         meter = Meter(channel.dialect)
-        ctype = response.headers.get("content-type", "")
+        ctype = header(response.headers, b"content-type") or ""
         if ctype.startswith("text/event-stream"):
             if translation is not None:
                 pipe = Translated(channel.dialect, row.dialect, meter, translation.stream(payload, model))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from relay import headers
@@ -113,6 +114,22 @@ def test_fast_httpx_headers_equal_httpx_own():
     fast, slow = headers_from(pairs), __import__("httpx").Headers(pairs)
     assert fast == slow and fast.raw == slow.raw
     assert fast.get_list("set-cookie") == ["a=1", "b=2"] and fast["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("pairs", [
+    [(b"Content-Type", b"application/json"), (b"X-Title", b"plain"), (b"x-title", b"again")],
+    [(b"x-user", "Zoë 日本".encode())],  # UTF-8
+    [(b"x-user", b"caf\xe9"), (b"x-other", b"ascii")],  # not UTF-8: httpx falls back to latin-1
+])
+def test_fast_lookups_answer_as_httpx_does(pairs):
+    from relay.transport import header, headers_from, str_pairs
+
+    fast, slow = headers_from(pairs), httpx.Headers(pairs)
+    assert str_pairs(fast) == slow.multi_items()
+    assert header(fast, b"absent") is None
+    if all(value.isascii() for _, value in pairs):  # (the headers the proxy reads are ASCII)
+        assert header(fast, b"content-type") == slow.get("content-type")
+        assert header(fast, b"x-title") == "plain"  # the first (httpx joins them: "plain, again")
 
 
 def test_channel_headers_replace_the_clients_and_expect_is_dropped():
