@@ -19,7 +19,7 @@ from relay.config import Config, ConfigError, load
 from relay.edge import RequestEdge
 from relay.lifecycle import drain_on_sigterm
 from relay.runtime import Runtime
-from routes import canonical_path, not_found, route_table
+from routes import Dispatch, canonical_path, not_found, route_table
 
 
 GC_YOUNG_THRESHOLD = 20_000
@@ -49,7 +49,7 @@ def build_app(config: Config, transport: httpx.AsyncBaseTransport | None = None,
             edge.access_log.flush()
 
     router = Router(route_table(rt), default=not_found, lifespan=lifespan)
-    edge = RequestEdge(router, canonical_path, config.proxy.cors_origins)
+    edge = RequestEdge(Dispatch(router), canonical_path, config.proxy.cors_origins)
     edge.runtime = rt
     return edge
 

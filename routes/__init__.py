@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from starlette.convertors import Convertor, register_url_convertor
-from starlette.routing import Route
+from starlette.routing import Route, Router
 
 from relay.edge import send_error
 from relay.errors import ProxyError
@@ -42,6 +42,32 @@ class DialectRoute(Route):
             await self.app(scope, receive, send)
 
 
+class Dispatch:
+    """The route table's fixed paths by one dict lookup, straight to their handler.
+
+    Paths with a model in them, the lifespan, and 404/405 answers go through Starlette's router,
+    which tries each route's pattern in turn, three coroutine frames deep.
+    """
+
+    def __init__(self, router: Router) -> None:
+        self.router = router
+        self._exact = {
+            (method, route.path): route.app
+            for route in router.routes
+            if isinstance(route, Route) and not route.param_convertors
+            for method in route.methods or ()
+        }
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http":
+            app = self._exact.get((scope["method"], scope["path"]))
+            if app is not None:
+                scope["path_params"] = {}
+                await app(scope, receive, send)
+                return
+        await self.router(scope, receive, send)
+
+
 def route_table(rt: Runtime) -> list[Route]:
     routes = [
         DialectRoute(row.path, (Models if row.endpoint == "models" else Forward)(row, rt), methods=[row.method])
@@ -56,4 +82,4 @@ async def not_found(scope, receive, send) -> None:
     await send_error(scope, send, err, [])
 
 
-__all__ = ["canonical_path", "not_found", "route_table"]
+__all__ = ["Dispatch", "canonical_path", "not_found", "route_table"]

@@ -39,3 +39,43 @@ def test_every_row_is_its_own_canonical_path():
     for row in ROWS:
         if "{" not in row.path:
             assert canonical_path(row.path) == row.path
+
+
+def test_fixed_paths_are_found_by_lookup_and_the_rest_by_the_router():
+    import asyncio
+
+    from starlette.routing import Route, Router
+
+    from routes import Dispatch, DialectRoute
+
+    reached = []
+
+    class handler:  # an ASGI app, as the forwarder is (a function would be a Starlette endpoint)
+        def __init__(self, name):
+            self.name = name
+
+        async def __call__(self, scope, receive, send):
+            reached.append((self.name, scope["path_params"]))
+
+    async def not_found(scope, receive, send):
+        reached.append(("404", None))
+
+    fixed = [DialectRoute(row.path, handler(row.path), methods=[row.method]) for row in ROWS if "{" not in row.path]
+    with_model = [DialectRoute(row.path, handler(row.path), methods=[row.method]) for row in ROWS if "{" in row.path]
+    dispatch = Dispatch(Router(fixed + with_model, default=not_found))
+    assert {path for _, path in dispatch._exact} == {row.path for row in ROWS if "{" not in row.path}
+
+    async def call(method, path):
+        scope = {"type": "http", "method": method, "path": path, "root_path": "", "query_string": b"", "headers": []}
+        await dispatch(scope, None, None)
+
+    asyncio.run(call("POST", "/v1/chat/completions"))
+    asyncio.run(call("POST", "/v1beta/models/gemini-2.5-flash:generateContent"))
+    asyncio.run(call("GET", "/v1/models/gpt-4o"))
+    asyncio.run(call("POST", "/v1/nothing"))
+    assert reached == [
+        ("/v1/chat/completions", {}),
+        ("/v1beta/models/{model:model}:generateContent", {"model": "gemini-2.5-flash"}),
+        ("/v1/models/{model:model}", {"model": "gpt-4o"}),
+        ("404", None),
+    ]
