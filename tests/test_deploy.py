@@ -171,3 +171,28 @@ models = ["gpt-4o"]
     assert response.json()["choices"][0]["message"]["content"] == "echo: hi"
     server.stop(signal.SIGINT)  # the pool is closed at exit even though no lifespan ended
     assert "Unclosed" not in server.stderr() and "Traceback" not in server.stderr()
+
+
+def test_aiohttp_verifies_tls_as_python_does_after_the_app_imports_it():
+    # A fresh interpreter, where the app's transport is the first to import aiohttp.
+    probe = """
+import json, ssl, sys
+sys.path.insert(0, sys.argv[1])
+import relay.transport
+import aiohttp.connector as c
+default = ssl.create_default_context()
+verified, unverified = c._SSL_CONTEXT_VERIFIED, c._SSL_CONTEXT_UNVERIFIED
+print(json.dumps({
+    "verified": verified.cert_store_stats(), "default": default.cert_store_stats(),
+    "ca_names": sorted(str(x["subject"]) for x in verified.get_ca_certs())
+                == sorted(str(x["subject"]) for x in default.get_ca_certs()),
+    "verify": [verified.verify_mode == ssl.CERT_REQUIRED, verified.check_hostname],
+    "unverified": unverified.verify_mode == ssl.CERT_NONE,
+    "restored": "set_default_verify_paths" not in vars(ssl.SSLContext),
+}))
+"""
+    out = subprocess.run([sys.executable, "-c", probe, str(ROOT)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["verified"] == seen["default"] and seen["ca_names"]
+    assert seen["verify"] == [True, True] and seen["unverified"] and seen["restored"]
