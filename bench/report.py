@@ -61,8 +61,8 @@ def _num(v: float | None, digits: int = 2, comma: bool = False) -> str:
 
 
 class Table:
-    COLUMNS = ("scenario", "direct", "proxy", "proxy/direct", "proxy, no access log", "nginx", "target",
-               "proxy vs target")
+    COLUMNS = ("scenario", "direct", "proxy", "proxy/direct", "ceiling", "proxy/ceiling", "proxy, no access log",
+               "nginx", "target", "proxy vs target")
 
     def __init__(self, bench: Bench) -> None:
         self.b = bench
@@ -77,7 +77,7 @@ class Table:
     def cell(self, target: str, scenario: str, value, digits: int = 2, comma: bool = False) -> str:
         run = self.run(target, scenario)
         if target not in self.b.targets:
-            return "n/a" if target == "nginx" else "skipped"
+            return _absent(target)
         if run is None:
             return "—"
         text = _num(value(run), digits, comma)
@@ -93,18 +93,21 @@ class Table:
     def add(self, label, scenario, value, *, digits=2, comma=False, ratio=True, target_text="—",
             check=None, direct=True) -> None:
         proxy_run = self.run("proxy", scenario)
-        direct_run = self.run("direct", scenario)
         pv = value(proxy_run) if proxy_run else None
-        dv = value(direct_run) if direct_run else None
-        ratio_text = "—"
-        if ratio and pv is not None and dv:
-            ratio_text = f"{pv / dv:.2f}×"
+
+        def ratio_to(name: str) -> str:
+            run = self.run(name, scenario)
+            base = value(run) if run else None
+            return f"{pv / base:.2f}×" if ratio and pv is not None and base else "—"
+
         errored = proxy_run is None or proxy_run.errors > 0
         self.rows.append([
             label,
             self.cell("direct", scenario, value, digits, comma) if direct else "—",
             self.cell("proxy", scenario, value, digits, comma),
-            ratio_text,
+            ratio_to("direct"),
+            self.cell("ceiling", scenario, value, digits, comma),
+            ratio_to("ceiling"),
             self.cell("proxy_nolog", scenario, value, digits, comma),
             self.cell("nginx", scenario, value, digits, comma),
             target_text,
@@ -117,7 +120,7 @@ class Table:
 
         def added(name: str) -> tuple[str, float | None, bool]:
             if name not in self.b.targets:
-                return ("n/a" if name == "nginx" else "skipped"), None, False
+                return _absent(name), None, False
             run = self.run(name, scenario)
             if run is None or base is None or run.ttfc_p50_ms is None:
                 return "—", None, True
@@ -126,14 +129,14 @@ class Table:
             return f"{v:+.2f}" + (" ⚠ERRORS" if errored else ""), v, errored
 
         proxy_text, pv, perr = added("proxy")
-        self.rows.append([label, "0 (baseline)", proxy_text, "—", added("proxy_nolog")[0], added("nginx")[0],
-                          "≤ 3", self.verdict(None if pv is None else pv <= 3, perr)])
+        self.rows.append([label, "0 (baseline)", proxy_text, "—", added("ceiling")[0], "—", added("proxy_nolog")[0],
+                          added("nginx")[0], "≤ 3", self.verdict(None if pv is None else pv <= 3, perr)])
 
     def add_target_row(self, label: str, attr: str, digits: int, target_text: str, check) -> None:
         def get(name: str) -> str:
             t = self.b.targets.get(name)
             if t is None:
-                return "n/a" if name == "nginx" else "skipped"
+                return _absent(name)
             v = getattr(t, attr)
             text = _num(v, digits)
             if attr == "cold_start_s" and t.cold_start_error:
@@ -143,8 +146,8 @@ class Table:
         proxy = self.b.targets.get("proxy")
         pv = getattr(proxy, attr) if proxy else None
         errored = proxy is None or (attr == "cold_start_s" and proxy.cold_start_error is not None)
-        self.rows.append([label, "—", get("proxy"), "—", get("proxy_nolog"), get("nginx"), target_text,
-                          self.verdict(None if pv is None else check(pv), errored)])
+        self.rows.append([label, "—", get("proxy"), "—", get("ceiling"), "—", get("proxy_nolog"), get("nginx"),
+                          target_text, self.verdict(None if pv is None else check(pv), errored)])
 
     def build(self) -> list[list[str]]:
         p = self.b.p
@@ -169,6 +172,10 @@ class Table:
         self.add_target_row("peak RSS MB", "peak_rss", 1, "≤ 80", lambda v: v <= 80)
         self.add_target_row("cold start to first 200 s", "cold_start_s", 3, "≤ 0.3", lambda v: v <= 0.3)
         return self.rows
+
+
+def _absent(target: str) -> str:
+    return "n/a" if target == "nginx" else "skipped"
 
 
 def markdown(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> str:
@@ -229,7 +236,9 @@ def report(bench: Bench, info: dict, usage: dict[str, dict], metrics_status: str
         lines.append("proxy cold starts (s): " + ", ".join(f"{s:.3f}" for s in proxy.cold_start_samples))
     lines += ["", markdown(Table.COLUMNS, Table(bench).build()), "",
               ("direct = load straight at the fake upstream; its CPU columns are the fake upstream's own CPU. "
-               "proxy/direct: ratio of the proxy's value to direct's. Added TTFC = that column's p50 − direct's p50."),
+               "ceiling = bench/ceiling.py, Starlette + aiohttp and nothing else (issue #6's ceiling for this design). "
+               "proxy/direct, proxy/ceiling: ratios of the proxy's value to theirs. "
+               "Added TTFC = that column's p50 − direct's p50."),
               "", "## Runs (every timed run; errors make a run FAIL)", "", runs_table(bench)]
     total_errors = sum(r.errors for r in bench.runs)
     cold_errors = [t.title for t in bench.targets.values() if t.cold_start_error]

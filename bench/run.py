@@ -4,8 +4,9 @@
     .venv/bin/python bench/run.py --quick    # a tiny load, seconds: checks the benchmark works
 
 Loads the fake upstream directly, through the proxy (every feature on; with and without
-the access log), and through nginx when it is installed; prints a markdown table of the
-scenarios with ratios to direct and the targets of issue #6. The proxy is pinned to one CPU; the
+the access log), through the design's ceiling (bench/ceiling.py: Starlette + aiohttp and
+nothing else) and through nginx when it is installed; prints a markdown table of the
+scenarios with ratios to direct and to the ceiling, and the targets of issue #6. The proxy is pinned to one CPU; the
 fake upstream and the load generator (wrk, else the asyncio client) share the other. Every run
 counts non-2xx answers and wrong bodies; an errored run is never a pass. See bench/README.md.
 """
@@ -115,11 +116,12 @@ class Run:
 # ---- driving load --------------------------------------------------------------------------------
 
 class Bench:
-    def __init__(self, profile: Profile, work: Path, client: str, with_nginx: bool) -> None:
+    def __init__(self, profile: Profile, work: Path, client: str, with_nginx: bool, with_ceiling: bool = True) -> None:
         self.p = profile
         self.work = work
         self.client = client
         self.with_nginx = with_nginx
+        self.with_ceiling = with_ceiling
         self.proxy_cpu, self.load_cpu = procs.cpu_plan()
         self.runs: list[Run] = []
         self.targets: dict[str, Target] = {}
@@ -242,6 +244,23 @@ class Bench:
         time.sleep(self.p.idle_wait)
         target.idle_rss = target.proc.memory_mb()[0]
         self.targets["nginx"] = target
+        return target
+
+    def start_ceiling(self) -> Target | None:
+        """bench/ceiling.py: Starlette + aiohttp and nothing else, served as the proxy is."""
+        if not self.with_ceiling:
+            return None
+        env = {**os.environ, "CEILING_UPSTREAM": f"http://127.0.0.1:{self.upstream_port}"}
+
+        def argv(port: int) -> list[str]:
+            return [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH), "ceiling:app", "--host", "127.0.0.1",
+                    "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-proxy-headers",
+                    "--no-server-header", "--timeout-keep-alive", "75", "--no-access-log"]
+
+        target = self.cold_start("ceiling", "ceiling (Starlette + aiohttp)", argv, env=env, key_kind="upstream")
+        time.sleep(self.p.idle_wait)
+        target.idle_rss = target.proc.memory_mb()[0]
+        self.targets["ceiling"] = target
         return target
 
     # -- runs -----------------------------------------------------------------------------------
@@ -377,6 +396,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
                     help="non-stream load generator (auto: wrk when installed)")
     ap.add_argument("--no-nginx", action="store_true", help="skip the nginx column")
+    ap.add_argument("--no-ceiling", action="store_true",
+                    help="skip the ceiling column (bench/ceiling.py: Starlette + aiohttp, nothing else)")
     ap.add_argument("--no-access-log-run", choices=("auto", "yes", "no"), default="auto",
                     help="also run a proxy with --no-access-log (auto: in full runs)")
     ap.add_argument("--duration", type=float, help="seconds per timed run (overrides the profile)")
@@ -398,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     nolog = args.no_access_log_run == "yes" or (args.no_access_log_run == "auto" and not args.quick)
 
-    bench = Bench(profile, work, client, with_nginx=not args.no_nginx)
+    bench = Bench(profile, work, client, with_nginx=not args.no_nginx, with_ceiling=not args.no_ceiling)
     procs.pin_self(bench.load_cpu)
     info = machine()
     usage: dict[str, dict] = {}
@@ -420,6 +441,10 @@ def main(argv: list[str] | None = None) -> int:
             bench.measure_all(quiet)
             quiet.proc.stop()
             usage["proxy_nolog"] = usage_check(work / "proxy_nolog.stdout")
+        ceiling = bench.start_ceiling()
+        if ceiling is not None:
+            bench.measure_all(ceiling)
+            ceiling.proc.stop()
         if not args.no_nginx and not nginx.NGINX:
             bench.notes.append("nginx not installed: its column is n/a (apt-get install -y nginx-light)")
         ng = bench.start_nginx()
