@@ -27,8 +27,14 @@ _PREFLIGHT_METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
 
 
 class RequestEdge:
+    """`app` serves what passes the edge. When it can also name a request's handler without a
+    coroutine of its own (`handler(scope)`, as routes.Dispatch does), the edge calls that handler
+    itself: a request's coroutine is resumed once per event (each chunk of a stream), through
+    every frame of its chain, and this is one frame less."""
+
     def __init__(self, app, canonical_path: Callable[[str], str], cors_origins: tuple[str, ...] = ("*",)) -> None:
         self.app = app
+        self._handler = getattr(app, "handler", None) or (lambda scope: app)
         self.canonical_path = canonical_path
         self._any_origin = "*" in cors_origins
         self._origins = frozenset(o.encode() for o in cors_origins)
@@ -81,8 +87,9 @@ class RequestEdge:
         path = self.canonical_path(scope["path"])
         if path != scope["path"]:
             scope["path"] = path  # (the access log shows `raw_path`: what the client asked for)
+        scope["aurax.send"] = send  # for the body of an answer under way (routes.answer.Answer)
         try:
-            await self.app(scope, receive, send_with)
+            await self._handler(scope)(scope, receive, send_with)
         except Exception:
             log.exception("request %s failed", request_id)
             if not started:

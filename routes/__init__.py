@@ -58,14 +58,17 @@ class Dispatch:
             for method in route.methods or ()
         }
 
+    def handler(self, scope):
+        """The app that serves this HTTP request: a fixed path's own, else the router."""
+        app = self._exact.get((scope["method"], scope["path"]))
+        if app is None:
+            return self.router
+        scope["path_params"] = {}
+        return app
+
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http":
-            app = self._exact.get((scope["method"], scope["path"]))
-            if app is not None:
-                scope["path_params"] = {}
-                await app(scope, receive, send)
-                return
-        await self.router(scope, receive, send)
+        app = self.handler(scope) if scope["type"] == "http" else self.router
+        await app(scope, receive, send)
 
 
 def route_table(rt: Runtime) -> list[Route]:

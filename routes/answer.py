@@ -32,12 +32,17 @@ SHUTTING_DOWN = ProxyError(503, "The proxy is shutting down; retry the request",
 
 
 class Answer:
-    """The client side of one request: what has been sent, and sending more."""
+    """The client side of one request: what has been sent, and sending more.
 
-    __slots__ = ("_send", "call", "started", "sse")
+    `send` takes the answer's head; the body goes to `body_send` when given: the server's own
+    `send`, past the edge's wrapper (which only acts on heads), a coroutine frame less a chunk.
+    """
 
-    def __init__(self, send, call: Call) -> None:
+    __slots__ = ("_send", "_body_send", "call", "started", "sse")
+
+    def __init__(self, send, call: Call, body_send=None) -> None:
         self._send = send
+        self._body_send = body_send or send
         self.call = call
         self.started = False
         self.sse = False
@@ -52,7 +57,7 @@ class Answer:
             self.call.first_byte()
         if not more:
             self.call.finished = True
-        await self._send({"type": "http.response.body", "body": data, "more_body": more})
+        await self._body_send({"type": "http.response.body", "body": data, "more_body": more})
 
     async def whole(self, status: int, headers: list, data: bytes) -> None:
         await self.start(status, headers + [(b"content-length", str(len(data)).encode())])
@@ -80,7 +85,7 @@ class Answer:
         if not self.started:
             self.sse = True
             await self.start(200, list(SSE_HEADERS))
-        await self._send({"type": "http.response.body", "body": PING, "more_body": True})
+        await self._body_send({"type": "http.response.body", "body": PING, "more_body": True})
 
 
 class Silence:

@@ -54,7 +54,7 @@ class Forward:
         headers = header_map(scope["headers"])
         dialect = self.dialect_of(headers, scope["query_string"])
         call = Call(scope["aurax.request_id"], dialect, client_ip(scope, headers, self.proxy))
-        answer = Answer(send, call)
+        answer = Answer(send, call, scope.get("aurax.send"))
         task = asyncio.current_task()
         rt.open_calls[task] = call
         watcher = None
@@ -112,12 +112,6 @@ class Forward:
             if not message.get("more_body", False):
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    async def serve(self, scope, headers: dict[str, str], caller: Caller, body: bytes, answer: Answer) -> None:
-        payload, model = self._model(scope, headers, body)
-        answer.call.model = model
-        check_model(caller, model)
-        await self._relay(scope, caller, payload, body, model, answer)
-
     def _model(self, scope, headers: dict[str, str], body: bytes) -> tuple[dict | None, str]:
         source = self.row.model_from
         if source == "body":
@@ -148,8 +142,12 @@ class Forward:
             self.row.dialect, channel.dialect
         ) is not None
 
-    async def _relay(self, scope, caller: Caller, payload, body: bytes, model: str, answer: Answer) -> None:
+    async def serve(self, scope, headers: dict[str, str], caller: Caller, body: bytes, answer: Answer) -> None:
+        """Relay the request: try the candidate channel keys in turn until one answers."""
         row, rt, call = self.row, self.rt, answer.call
+        payload, model = self._model(scope, headers, body)
+        call.model = model
+        check_model(caller, model)
         tiers = self._tiers(caller, model)
         if not tiers and row.endpoint == "messages/count_tokens" and self._counts_locally(caller, model):
             await self._estimate_count(payload, answer)
@@ -201,8 +199,20 @@ class Forward:
                     continue
                 break
             try:
-                await self._answer(response, channel, translation, payload, model, drop_usage_chunk,
-                                   client_sse, answer)
+                call.billable = True  # an upstream answered: what it sends on is used, even if cut short
+                meter = Meter(channel.dialect)
+                pipe = self._pipe(response, channel, translation, payload, model, drop_usage_chunk, client_sse,
+                                  meter, call)
+                if pipe is None:
+                    await self._whole(response, translation, meter, model, answer)
+                    return
+                try:
+                    await stream(response, pipe, answer, rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
+                finally:
+                    call.usage = meter.usage
+                    if call.usage is None and payload is not None:
+                        call.estimated = True
+                        call.usage = _estimate(payload, meter)
             finally:
                 await response.aclose()
             return
@@ -331,32 +341,21 @@ class Forward:
 
     # -- the answer ------------------------------------------------------------------------
 
-    async def _answer(self, response: httpx.Response, channel: Channel, translation, payload,
-                      model: str, drop_usage_chunk: bool, client_sse: bool, answer: Answer) -> None:
-        row, call = self.row, answer.call
-        call.billable = True  # an upstream answered: what it sends on is used, even if cut short
-        meter = Meter(channel.dialect)
+    def _pipe(self, response: httpx.Response, channel: Channel, translation, payload, model: str,
+              drop_usage_chunk: bool, client_sse: bool, meter: Meter, call: Call):
+        """How the answer's body is passed on: a pipe for `stream`, or None to read it whole."""
+        row = self.row
         ctype = header(response.headers, b"content-type") or ""
         if ctype.startswith("text/event-stream"):
             if translation is not None:
-                pipe = Translated(channel.dialect, row.dialect, meter, translation.stream(payload, model))
-            elif row.dialect == "gemini" and not client_sse:
-                pipe = GeminiArray(meter)
-            else:
-                expect = drop_usage_chunk or _expects_usage(row.dialect, payload)
-                pipe = Events(row.dialect, meter, drop_usage_chunk, expect)
-        elif ctype.startswith("application/json") and not call.stream:
-            await self._whole(response, translation, meter, model, answer)
-            return
-        else:
-            pipe = Raw()
-        try:
-            await stream(response, pipe, answer, self.rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
-        finally:
-            call.usage = meter.usage
-            if call.usage is None and payload is not None:
-                call.estimated = True
-                call.usage = _estimate(payload, meter)
+                return Translated(channel.dialect, row.dialect, meter, translation.stream(payload, model))
+            if row.dialect == "gemini" and not client_sse:
+                return GeminiArray(meter)
+            expect = drop_usage_chunk or _expects_usage(row.dialect, payload)
+            return Events(row.dialect, meter, drop_usage_chunk, expect)
+        if ctype.startswith("application/json") and not call.stream:
+            return None
+        return Raw()
 
     async def _whole(self, response: httpx.Response, translation, meter: Meter, model: str, answer: Answer) -> None:
         data = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s)
