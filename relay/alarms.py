@@ -19,6 +19,7 @@ from typing import Callable
 log = logging.getLogger("uvicorn.error")
 
 MAX_RESOLUTION_S = 0.05
+MIN_RESOLUTION_S = 0.001
 
 
 class Alarm:
@@ -44,8 +45,8 @@ class Alarms:
 
     @classmethod
     def for_intervals(cls, *intervals: float) -> Alarms:
-        """Alarms precise to a fifth of the shortest interval they will time (50 ms at most)."""
-        return cls(min(MAX_RESOLUTION_S, *(i / 5 for i in intervals)))
+        """Alarms precise to a fifth of the shortest interval they will time (1 to 50 ms)."""
+        return cls(max(MIN_RESOLUTION_S, min(MAX_RESOLUTION_S, *(i / 5 for i in intervals))))
 
     def later(self, delay: float, fn: Callable[[], None]) -> Alarm:
         """Call `fn` once, `delay` seconds from now (unless cancelled first)."""
@@ -57,11 +58,17 @@ class Alarms:
         return self._add(asyncio.get_running_loop(), when, fn)
 
     def _add(self, loop: asyncio.AbstractEventLoop, when: float, fn: Callable[[], None]) -> Alarm:
+        if loop is not self._loop:
+            # Another event loop (tests run one each): what was set on the old one is for
+            # tasks of that loop, and goes with it.
+            self._set.clear()
+            if self._tick_handle is not None:
+                self._tick_handle.cancel()
+                self._tick_handle = None
+            self._loop = loop
         alarm = Alarm(self, when, fn)
         self._set.add(alarm)
-        if self._tick_handle is None or loop is not self._loop:
-            # (another loop: tests run one per test; the old one's tick is gone with it)
-            self._loop = loop
+        if self._tick_handle is None:
             self._tick_handle = loop.call_later(self.resolution, self._tick)
         return alarm
 
@@ -69,20 +76,24 @@ class Alarms:
         return len(self._set)
 
     def _tick(self) -> None:
-        now = self._loop.time()
-        due = [alarm for alarm in self._set if alarm.when <= now]
-        due.sort(key=_when)
-        for alarm in due:
-            if alarm not in self._set:
-                continue  # cancelled by an alarm fired before it in this tick
-            self._set.discard(alarm)
-            alarm.fired = True
-            fn, alarm._fn = alarm._fn, None
-            try:
-                fn()
-            except Exception:
-                log.exception("an alarm failed")
-        self._tick_handle = self._loop.call_later(self.resolution, self._tick) if self._set else None
+        self._tick_handle = None
+        try:
+            now = self._loop.time()
+            due = [alarm for alarm in self._set if alarm.when <= now]
+            due.sort(key=_when)
+            for alarm in due:
+                if alarm not in self._set:
+                    continue  # cancelled by an alarm fired before it in this tick
+                self._set.discard(alarm)
+                alarm.fired = True
+                fn, alarm._fn = alarm._fn, None
+                try:
+                    fn()
+                except Exception:
+                    log.exception("an alarm failed")
+        finally:  # (whatever escapes, the clock keeps ticking for the alarms left)
+            if self._set and self._tick_handle is None:
+                self._tick_handle = self._loop.call_later(self.resolution, self._tick)
 
 
 def _when(alarm: Alarm) -> float:

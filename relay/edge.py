@@ -87,7 +87,9 @@ class RequestEdge:
         path = self.canonical_path(scope["path"])
         if path != scope["path"]:
             scope["path"] = path  # (the access log shows `raw_path`: what the client asked for)
-        scope["aurax.send"] = send  # for the body of an answer under way (routes.answer.Answer)
+        # An answer's body may skip `send_with` (which only acts on heads): routes.answer.Answer
+        # sends it to `send` when the `send` it was given is this very `send_with`.
+        scope["aurax.sends"] = (send_with, send)
         try:
             await self._handler(scope)(scope, receive, send_with)
         except Exception:

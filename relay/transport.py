@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import ssl
 import sys
+import threading
 from typing import AsyncIterator, Iterator
 
 import httpx
@@ -24,25 +25,29 @@ def _import_aiohttp():
 
     At import aiohttp builds two TLS contexts, the verifying one and the one that verifies
     nothing, and reads the whole CA bundle into each (30-35 ms each here, of a 0.35 s cold
-    start). The second has no use for it. So the reading is skipped while aiohttp is imported,
-    then done once for the verifying context (tests/test_deploy.py compares it with Python's
-    default context).
+    start). The second has no use for it: while aiohttp is imported, this thread skips the
+    reading for a context that verifies nothing; every other context, and every other thread,
+    reads as always (tests/test_deploy.py compares aiohttp's verifying context with Python's
+    default one).
     """
     if "aiohttp" in sys.modules or "set_default_verify_paths" in vars(ssl.SSLContext):
         import aiohttp  # (imported already, or an ssl module this was not made for)
 
         return aiohttp
-    ssl.SSLContext.set_default_verify_paths = _read_nothing  # (the C base class's method, hidden)
+    importing = threading.get_ident()
+    read = ssl.SSLContext.set_default_verify_paths  # the C base class's method
+
+    def read_unless_unverified(context: ssl.SSLContext) -> None:
+        if context.verify_mode == ssl.CERT_NONE and threading.get_ident() == importing:
+            return
+        read(context)
+
+    ssl.SSLContext.set_default_verify_paths = read_unless_unverified
     try:
         import aiohttp.connector
     finally:
         del ssl.SSLContext.set_default_verify_paths
-    aiohttp.connector._SSL_CONTEXT_VERIFIED.load_default_certs(ssl.Purpose.SERVER_AUTH)
     return aiohttp
-
-
-def _read_nothing(context: ssl.SSLContext) -> None:
-    pass
 
 
 aiohttp = _import_aiohttp()

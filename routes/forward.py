@@ -54,7 +54,8 @@ class Forward:
         headers = header_map(scope["headers"])
         dialect = self.dialect_of(headers, scope["query_string"])
         call = Call(scope["aurax.request_id"], dialect, client_ip(scope, headers, self.proxy))
-        answer = Answer(send, call, scope.get("aurax.send"))
+        wrapped, raw = scope.get("aurax.sends", (None, None))
+        answer = Answer(send, call, raw if send is wrapped else None)
         task = asyncio.current_task()
         rt.open_calls[task] = call
         watcher = None

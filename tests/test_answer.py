@@ -124,3 +124,24 @@ def test_a_failed_head_ping_means_the_client_left():
 
     call = asyncio.run(asyncio.wait_for(main(), 5))
     assert call.client_gone
+
+
+def test_an_answer_sends_its_head_to_send_and_its_body_to_body_send_when_given():
+    from relay.records import Call
+    from routes.answer import Answer
+
+    heads, bodies = [], []
+
+    async def send(message):
+        heads.append(message["type"])
+
+    async def body_send(message):
+        bodies.append(message["type"])
+
+    async def main():
+        await Answer(send, Call("r", "openai", None), body_send).whole(200, [], b"{}")
+        await Answer(send, Call("r", "openai", None)).whole(200, [], b"{}")
+
+    asyncio.run(main())
+    assert heads == ["http.response.start", "http.response.start", "http.response.body"]
+    assert bodies == ["http.response.body"]

@@ -65,17 +65,28 @@ def test_fixed_paths_are_found_by_lookup_and_the_rest_by_the_router():
     dispatch = Dispatch(Router(fixed + with_model, default=not_found))
     assert {path for _, path in dispatch._exact} == {row.path for row in ROWS if "{" not in row.path}
 
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
     async def call(method, path):
         scope = {"type": "http", "method": method, "path": path, "root_path": "", "query_string": b"", "headers": []}
-        await dispatch(scope, None, None)
+        await dispatch(scope, None, send)
 
     asyncio.run(call("POST", "/v1/chat/completions"))
     asyncio.run(call("POST", "/v1beta/models/gemini-2.5-flash:generateContent"))
     asyncio.run(call("GET", "/v1/models/gpt-4o"))
+    asyncio.run(call("HEAD", "/v1/models"))  # (Starlette serves HEAD wherever GET is served)
     asyncio.run(call("POST", "/v1/nothing"))
     assert reached == [
         ("/v1/chat/completions", {}),
         ("/v1beta/models/{model:model}:generateContent", {"model": "gemini-2.5-flash"}),
         ("/v1/models/{model:model}", {"model": "gpt-4o"}),
+        ("/v1/models", {}),
         ("404", None),
     ]
+    assert not sent
+    asyncio.run(call("GET", "/v1/chat/completions"))  # a fixed path, another method: the router's 405
+    assert sent[0]["status"] == 405 and (b"allow", b"POST") in sent[0]["headers"]
+    assert len(reached) == 5
