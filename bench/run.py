@@ -221,10 +221,10 @@ class Bench:
                                      stdout=stdout if last else self.work / f"{name}-cold{i}.stdout", keep=last)
             samples.append(target)
         target = samples[-1]
-        target.cold_start_s = statistics.median(t.cold_start_s for t in samples)
+        target.cold_start_samples = [t.cold_start_s for t in samples]  # (before the last one becomes the median)
+        target.cold_start_s = statistics.median(target.cold_start_samples)
         errors = [t.cold_start_error for t in samples if t.cold_start_error]
         target.cold_start_error = errors[0] if errors else None
-        target.cold_start_samples = [t.cold_start_s for t in samples]
         time.sleep(self.p.idle_wait)
         target.idle_rss = target.proc.memory_mb()[0]
         self.targets[name] = target
