@@ -1,6 +1,6 @@
 """The relay's price, measured: one command, one table.
 
-    .venv/bin/python bench/run.py            # full run, about 4 minutes
+    .venv/bin/python bench/run.py            # full run, about 8 minutes
     .venv/bin/python bench/run.py --quick    # a tiny load, seconds: checks the benchmark works
 
 Loads the fake upstream directly, through the proxy (every feature on; with and without
