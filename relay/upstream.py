@@ -85,7 +85,9 @@ class Upstream:
             headers.append((b"content-length", str(len(body)).encode()))
         request = httpx.Request(method, parsed, headers=headers_from(headers), stream=httpx.ByteStream(body),
                                 extensions=self._extensions)
-        request.read()
+        # What request.read() sets, without its check of the stream against typing.Iterable
+        # (a third of the cost of building the request)
+        request._content = body
         return request
 
     async def send(self, request: httpx.Request) -> httpx.Response:
