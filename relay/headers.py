@@ -5,6 +5,8 @@ Names arrive lower-case (ASGI guarantees it for requests; answers are lowered he
 
 from __future__ import annotations
 
+import functools
+
 from .config import Channel
 
 Headers = list[tuple[bytes, bytes]]
@@ -47,18 +49,26 @@ def upstream(client: Headers, channel: Channel, key: str | None) -> Headers:
     and the channel's key goes in (none for a keyless channel: `key` is "").
     """
     if key is None:
-        drop = _DROP_UP
+        drop, own = _DROP_UP, ()
     else:
-        drop = _DROP_UP | _DROP_UP_RELAY | {n.encode() for n, _ in channel.headers}
+        drop, own = _relay_rules(channel.headers)
     out = [(n, v) for n, v in client if n not in drop and not n.startswith(_DROP_UP_PREFIXES)]
     out.append(_IDENTITY)  # answers must stay readable for usage accounting
     if channel.type == "anthropic" and not any(n == b"anthropic-version" for n, _ in out):
         out.append(_ANTHROPIC_VERSION)
-    if key is not None:
-        out.extend((n.encode(), v.encode()) for n, v in channel.headers)
-        if key:
-            out.append(_credential(channel.type, key.encode()))
+    if own:
+        out.extend(own)
+    if key:
+        out.append(_credential(channel.type, key.encode()))
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _relay_rules(channel_headers: tuple[tuple[str, str], ...]) -> tuple[frozenset[bytes], tuple]:
+    """What a relayed request drops, and the channel's own headers: the same for every request
+    of the channel (made once, not per request)."""
+    own = tuple((n.encode(), v.encode()) for n, v in channel_headers)
+    return _DROP_UP | _DROP_UP_RELAY | {n for n, _ in own}, own
 
 
 def _credential(kind: str, key: bytes) -> tuple[bytes, bytes]:
