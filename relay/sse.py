@@ -35,6 +35,9 @@ class Decoder:
         return bool(self._buf)
 
     def feed(self, chunk: bytes) -> list[bytes]:
+        if not self._buf and chunk.endswith(b"\n\n") and b"\r" not in chunk:
+            if chunk.find(b"\n\n") == len(chunk) - 2:
+                return [chunk]  # one whole event, as upstreams mostly send them: nothing to split
         buf = self._buf + chunk if self._buf else chunk
         if b"\r" in buf:
             # A CR at the very end may be the first half of a CRLF: keep it for the next chunk.

@@ -41,6 +41,21 @@ def test_crlf_line_endings(size):
     assert [(e.event, e.data) for e in decode(stream, size)] == [(e.event, e.data) for e in decode(STREAM, 10_000)]
 
 
+def test_chunks_of_whole_events_give_the_same_blocks_as_any_other_chunking():
+    whole_events = [block + b"\n\n" for block in STREAM.split(b"\n\n") if block]
+    decoder = sse.Decoder()
+    blocks = []
+    for chunk in whole_events:  # one event a chunk, as upstreams mostly send them
+        blocks += decoder.feed(chunk)
+    assert blocks == whole_events and not decoder.pending
+    # an event after half of one, two in a chunk, an event with a blank line too many
+    decoder = sse.Decoder()
+    assert decoder.feed(b"data: a") == [] and decoder.pending
+    assert decoder.feed(b"\n\n") == [b"data: a\n\n"]
+    assert decoder.feed(b"data: b\n\ndata: c\n\n") == [b"data: b\n\n", b"data: c\n\n"]
+    assert decoder.feed(b"data: d\n\n\n") == [b"data: d\n\n"] and decoder.pending
+
+
 def test_last_event_without_blank_line_is_flushed():
     assert [e.data for e in decode(b"data: a\n\ndata: b", 3)] == ["a", "b"]
 
