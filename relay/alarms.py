@@ -57,6 +57,12 @@ class Alarms:
         """Call `fn` once at the event loop's time `when` (unless cancelled first)."""
         return self._add(asyncio.get_running_loop(), when, fn)
 
+    def deadline(self, delay: float) -> Deadline:
+        """`with alarms.deadline(s): await ...`: what `asyncio.timeout(s)` does (Python 3.11's),
+        on an alarm instead of a timer of its own."""
+        task = asyncio.current_task()
+        return Deadline(task, delay, self.later(delay, task.cancel))
+
     def _add(self, loop: asyncio.AbstractEventLoop, when: float, fn: Callable[[], None]) -> Alarm:
         if loop is not self._loop:
             # Another event loop (tests run one each): what was set on the old one is for
@@ -94,6 +100,27 @@ class Alarms:
         finally:  # (whatever escapes, the clock keeps ticking for the alarms left)
             if self._set and self._tick_handle is None:
                 self._tick_handle = self._loop.call_later(self.resolution, self._tick)
+
+
+class Deadline:
+    """When due, the task is cancelled and the block ends with TimeoutError. A cancellation it
+    made is taken back however the block ends: an answer that came just as it fired, or a
+    callee that turned the cancellation into an error of its own."""
+
+    __slots__ = ("_task", "_delay", "_alarm")
+
+    def __init__(self, task: asyncio.Task, delay: float, alarm: Alarm) -> None:
+        self._task, self._delay, self._alarm = task, delay, alarm
+
+    def __enter__(self) -> Deadline:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        alarm = self._alarm
+        alarm.cancel()
+        if alarm.fired and self._task.uncancel() == 0 and exc_type is not None \
+                and issubclass(exc_type, asyncio.CancelledError):
+            raise TimeoutError(f"no answer within {self._delay:g} s") from None
 
 
 def _when(alarm: Alarm) -> float:

@@ -99,25 +99,8 @@ class Upstream:
         """
         if self._client is None:
             self.client  # noqa: B018 (a host without lifespan events: made on first use)
-        task = asyncio.current_task()
-        # What asyncio.timeout does (Python 3.11's), on an alarm instead of a timer of its own
-        # (relay/alarms.py): a cancellation it made is taken back however the wait ends.
-        alarm = self._alarms.later(self._proxy.first_byte_timeout_s, task.cancel)
-        try:
-            response = await self._transport.handle_async_request(request)
-        except asyncio.CancelledError:
-            if alarm.fired and task.uncancel() == 0:
-                raise TimeoutError(f"no answer within {self._proxy.first_byte_timeout_s:g} s") from None
-            raise
-        except BaseException:
-            if alarm.fired:  # (a transport that turned the cancellation into an error of its own)
-                task.uncancel()
-            raise
-        finally:
-            alarm.cancel()
-        if alarm.fired:  # due just as the answer came
-            task.uncancel()
-        return response
+        with self._alarms.deadline(self._proxy.first_byte_timeout_s):
+            return await self._transport.handle_async_request(request)
 
 
 def reader(response: httpx.Response) -> Reader:
