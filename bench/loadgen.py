@@ -39,6 +39,7 @@ class _Conn(asyncio.Protocol):
         self.first_data: float | None = None
         self.sent_at = 0.0
         self.closed = False
+        self.keep_alive = True
 
     def connection_made(self, transport) -> None:
         self.transport = transport
@@ -60,6 +61,11 @@ class _Conn(asyncio.Protocol):
     def _fail(self, exc: Exception) -> None:
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_exception(exc)
+
+    def on_headers_complete(self) -> None:
+        # Read here, not once the answer is complete: by then the parser has reset for the
+        # next answer and, knowing nothing of its framing, says the connection will close.
+        self.keep_alive = self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
         self.parts.append(body)
@@ -86,7 +92,7 @@ class _Conn(asyncio.Protocol):
         done = time.perf_counter()
         body = self.parts[0] if len(self.parts) == 1 else b"".join(self.parts)
         ttfc = None if self.first_data is None else self.first_data - t0
-        if not self.parser.should_keep_alive():
+        if not self.keep_alive:
             self.transport.close()
             self.closed = True
         return status, body, ttfc, done - t0
@@ -137,10 +143,14 @@ def _check(res: Result, status: int, body: bytes, expected: bytes) -> bool:
 
 
 async def drive(host: str, port: int, request: bytes, expected: bytes, *, connections: int,
-                duration: float | None = None, count: int | None = None, stream: bool = False) -> Result:
+                duration: float | None = None, count: int | None = None, stream: bool = False,
+                spread: float = 0.0) -> Result:
     """Keep `connections` requests in flight for `duration` seconds or until `count` answers.
 
     `stream`: measure time to the first `data:` line of each answer (TTFC) too.
+    `spread`: start the connections' first requests evenly over this many seconds instead of
+    all at once. Streams of one length started together end together and start again
+    together: without a spread every stream would arrive in a herd with all the others.
     """
     res = Result()
     conns = await asyncio.gather(*(_connect(host, port) for _ in range(connections)))
@@ -148,7 +158,9 @@ async def drive(host: str, port: int, request: bytes, expected: bytes, *, connec
     start = time.perf_counter()
     deadline = start + duration if duration is not None else float("inf")
 
-    async def worker(conn: _Conn) -> None:
+    async def worker(conn: _Conn, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
         while True:
             if budget[0] == 0 or time.perf_counter() >= deadline:
                 return
@@ -173,7 +185,7 @@ async def drive(host: str, port: int, request: bytes, expected: bytes, *, connec
                     else:
                         res.ttfc.append(ttfc)
 
-    await asyncio.gather(*(worker(c) for c in conns))
+    await asyncio.gather(*(worker(c, spread * i / connections) for i, c in enumerate(conns)))
     res.elapsed = time.perf_counter() - start
     res.latency_p50 = percentile(res.latencies, 50)
     res.latency_p99 = percentile(res.latencies, 99)

@@ -274,8 +274,12 @@ class Bench:
                            duration=duration)
         request = loadgen.build_request("POST", sc.path, f"127.0.0.1:{target.port}", headers, sc.body)
         connections = self.p.stream_concurrency if sc.stream else self.p.connections
+        # Streams start spread over one stream's length, as independent clients' would: started
+        # together, they would also end and start again together, a herd every half second.
+        spread = sc.chunks * sc.gap_ms / 1000 if sc.stream else 0.0
         return _run_async(loadgen.drive("127.0.0.1", target.port, request, sc.expected, connections=connections,
-                                        duration=None if count else duration, count=count, stream=sc.stream))
+                                        duration=None if count else duration, count=count, stream=sc.stream,
+                                        spread=spread))
 
     def timed(self, sc: Scenario) -> tuple[float | None, int | None]:
         if sc.stream:

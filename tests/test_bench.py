@@ -4,6 +4,7 @@ a socket error or a missing usage line."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from pathlib import Path
@@ -62,3 +63,70 @@ def test_quick_benchmark_prints_its_table_without_errors(tmp_path):
     assert "errors: 0 in timed runs" in out
     assert "machine:" in out and "packages:" in out
     assert (tmp_path / "table.md").exists() and (tmp_path / "results.json").exists()
+
+
+# -- the stream load driver (bench/loadgen.py) --------------------------------------------------
+
+sys.path.insert(0, str(ROOT / "bench"))
+import loadgen  # noqa: E402
+
+STREAM_BODY = b"data: {\"n\":1}\n\n"
+CHUNKED_ANSWER = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+                  + b"%x\r\n%s\r\n0\r\n\r\n" % (len(STREAM_BODY), STREAM_BODY))
+
+
+async def _chunked_server(arrivals: list[tuple[int, float]], delay: float):
+    """Answers every request after `delay` s with one SSE event, chunked, keeping the connection
+    open; notes which connection each request came on, and when."""
+    loop = asyncio.get_running_loop()
+    connections = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        number = connections
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(int(line.split(b":")[1]) for line in head.lower().split(b"\r\n")
+                              if line.startswith(b"content-length:"))
+                await reader.readexactly(length)
+                arrivals.append((number, loop.time()))
+                if delay:
+                    await asyncio.sleep(delay)
+                writer.write(CHUNKED_ANSWER)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+async def _drive_streams(count: int, spread: float, delay: float) -> tuple[loadgen.Result, list[tuple[int, float]]]:
+    arrivals: list[tuple[int, float]] = []
+    server = await _chunked_server(arrivals, delay)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        request = loadgen.build_request("POST", "/v1/chat/completions", f"127.0.0.1:{port}", {}, b"{}")
+        result = await asyncio.wait_for(
+            loadgen.drive("127.0.0.1", port, request, STREAM_BODY, connections=2, count=count, stream=True,
+                          spread=spread), timeout=10)
+    return result, arrivals
+
+
+def test_stream_driver_keeps_its_connections_open_between_chunked_answers():
+    result, arrivals = asyncio.run(_drive_streams(6, spread=0.0, delay=0.0))
+    assert (result.ok, result.errors, len(result.ttfc)) == (6, 0, 6)
+    # Two connections carried all six streams: none was closed and opened again.
+    assert {number for number, _ in arrivals} == {1, 2}
+
+
+def test_stream_driver_spreads_the_first_requests():
+    # Each answer takes 0.3 s, so the first connection is still busy when the second starts.
+    result, arrivals = asyncio.run(_drive_streams(2, spread=0.4, delay=0.3))
+    assert (result.ok, result.errors) == (2, 0)
+    first = {}
+    for number, at in arrivals:
+        first.setdefault(number, at)
+    # The second connection waits spread / connections (0.2 s) before its first request; the
+    # first starts at once (asyncio.sleep never returns early).
+    assert first[2] - first[1] >= 0.1
