@@ -118,20 +118,22 @@ class _Events:
 def _openai_marked(block: bytes) -> bool:
     # The Responses API and image streams end with an event of their own (no [DONE]): named on
     # the event's first line, or where a server leaves names out, by the `type` its data starts with.
+    # (Searches are bounded by find's start and end, not by slicing: a slice is a copy.)
     if block.startswith(b"event:"):
         head = block[: block.find(b"\n")]
-    elif b'"type":' in block[:32]:
+    elif block.find(b'"type":', 0, 32) != -1:
         head = block[:96]
     else:
-        head = b""
-    if head and (b".completed" in head or b".failed" in head or b".incomplete" in head or b"error" in head):
+        head = None
+    if head is not None and (b".completed" in head or b".failed" in head or b".incomplete" in head
+                             or b"error" in head):
         return True
-    if b"[DONE]" in block[:16] or b'"error"' in block:
+    if block.find(b"[DONE]", 0, 16) != -1 or b'"error"' in block:
         return True
     # `"usage": null` rides on every chunk once usage is asked for; only an object counts. It
     # is the chunk's last field, so a search from the end finds it at once.
     at = block.rfind(b'"usage"')
-    return at != -1 and block[at + 7 : at + 10].lstrip(b": ")[:1] == b"{"
+    return at != -1 and block.find(b"{", at + 7, at + 10) != -1
 
 
 _ANTHROPIC_TYPES = re.compile(rb"message_(?:start|delta|stop)|error")
