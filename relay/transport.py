@@ -74,6 +74,12 @@ def _translated(exc: Exception) -> Exception:
     return exc
 
 
+def as_httpx_error(exc: Exception) -> httpx.HTTPError | None:
+    """The httpx error that `exc`, raised by `Chunks.read_unmapped`, stands for; None if none."""
+    mapped = exc if isinstance(exc, httpx.HTTPError) else _translated(exc)
+    return mapped if isinstance(mapped, httpx.HTTPError) else None
+
+
 @contextlib.contextmanager
 def _mapped() -> Iterator[None]:
     try:
@@ -124,10 +130,13 @@ class Chunks(httpx.AsyncByteStream):
     carries on. The forwarder relies on that to send keep-alive pings while an upstream thinks.
     """
 
-    __slots__ = ("_response",)
+    __slots__ = ("_response", "read_unmapped")
 
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
+        # `read` without its exception mapping, a coroutine frame less a chunk, for the stream
+        # loop: it maps what it catches with `as_httpx_error`.
+        self.read_unmapped = response.content.readany
 
     async def read(self) -> bytes:
         """The next chunk, or b"" at the end."""

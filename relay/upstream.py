@@ -28,6 +28,9 @@ _AZURE_DEPLOYMENT_ENDPOINTS = frozenset(
 class Reader(Protocol):
     async def read(self) -> bytes: ...
 
+    # `read` whose errors may be the transport's own (`transport.as_httpx_error` maps them)
+    async def read_unmapped(self) -> bytes: ...
+
 
 class Upstream:
     def __init__(self, proxy: Proxy, alarms: Alarms, transport: httpx.AsyncBaseTransport | None = None) -> None:
@@ -121,6 +124,7 @@ class _Lookahead:
     def __init__(self, chunks: AsyncIterator[bytes]) -> None:
         self._chunks = chunks.__aiter__()
         self._next: asyncio.Future[bytes] | None = None
+        self.read_unmapped = self.read
 
     async def read(self) -> bytes:
         if self._next is None:

@@ -17,7 +17,7 @@ from relay.alarms import Alarm, Alarms
 from relay.errors import ProxyError, render
 from relay.records import Call
 from relay.streams import GeminiArray, error_event
-from relay.transport import header
+from relay.transport import as_httpx_error, header
 from relay.upstream import reader
 
 JSON = [(b"content-type", b"application/json")]
@@ -46,6 +46,11 @@ class Answer:
         self.call = call
         self.started = False
         self.sse = False
+
+    @property
+    def body_send(self):
+        """Where body messages go; a streamed body's chunks after the first go there directly."""
+        return self._body_send
 
     async def start(self, status: int, headers: list) -> None:
         self.started = True
@@ -207,16 +212,17 @@ async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms,
     call = answer.call
     if not answer.started:
         await answer.start(response.status_code, _stream_headers(response, pipe))
-    source = reader(response)
+    read = reader(response).read_unmapped  # its errors are mapped below
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     silence = Silence(alarms, keepalive_s if pipe.sse else idle_s)
     heard = loop.time()
+    send_body = None  # after the first chunk: the server's send, called directly (a frame less a chunk)
     try:
         while True:
             silence.reading = True
             try:
-                chunk = await source.read()
+                chunk = await read()
             except asyncio.CancelledError:
                 silence.reading = False  # the ping below may wait on a slow client: never cut it
                 if not silence.fired or call.client_gone or call.stopping:
@@ -233,7 +239,11 @@ async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms,
                 break
             out = pipe.feed(chunk)
             if out:
-                await answer.body(out)
+                if send_body is None:
+                    await answer.body(out)  # the first: the time to first byte is noted
+                    send_body = answer.body_send
+                else:
+                    await send_body({"type": "http.response.body", "body": out, "more_body": True})
         tail = pipe.end()
         if pipe.sse and not pipe.complete:
             call.error = "upstream stream ended before it was complete"
@@ -242,17 +252,19 @@ async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms,
         await answer.body(tail, more=False)
     except ProxyError as err:
         await _end_badly(pipe, answer, err)
-    except httpx.HTTPError as exc:
-        await _end_badly(pipe, answer, ProxyError(502, f"The upstream stream broke off: {type(exc).__name__}",
-                                                  code="upstream_cut"))
     except asyncio.CancelledError:
         if not call.stopping:
             raise
         task.uncancel()
         await _end_badly(pipe, answer, SHUTTING_DOWN)
-    except Exception:  # a bug in a translator or the meter must still end the stream properly
-        log.exception("request %s: the stream could not be passed on", call.request_id)
-        await _end_badly(pipe, answer, ProxyError(502, "The proxy could not pass this stream on", code="stream_error"))
+    except Exception as exc:
+        broken = as_httpx_error(exc)
+        if broken is not None:
+            err = ProxyError(502, f"The upstream stream broke off: {type(broken).__name__}", code="upstream_cut")
+        else:  # a bug in a translator or the meter must still end the stream properly
+            log.exception("request %s: the stream could not be passed on", call.request_id)
+            err = ProxyError(502, "The proxy could not pass this stream on", code="stream_error")
+        await _end_badly(pipe, answer, err)
     finally:
         silence.cancel()
 

@@ -145,3 +145,72 @@ def test_an_answer_sends_its_head_to_send_and_its_body_to_body_send_when_given()
     asyncio.run(main())
     assert heads == ["http.response.start", "http.response.start", "http.response.body"]
     assert bodies == ["http.response.body"]
+
+
+class Breaking:
+    """An upstream event stream whose connection breaks after `parts`, as aiohttp reports it."""
+
+    def __init__(self, parts: list[bytes], error: Exception) -> None:
+        self._parts, self._error = list(parts), error
+
+    async def read_unmapped(self) -> bytes:
+        await asyncio.sleep(0)
+        if not self._parts:
+            raise self._error
+        return self._parts.pop(0)
+
+    read = read_unmapped
+
+
+def _stream_through(body, caplog) -> list[dict]:
+    from relay.records import Call
+    from relay.streams import Events
+    from relay.usage import Meter
+    from routes.answer import Answer, stream
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def main():
+        upstream = httpx.Response(200, headers={"content-type": "text/event-stream"}, extensions={"chunks": body})
+        answer = Answer(send, Call("r", "openai", None))
+        await stream(upstream, Events("openai", Meter("openai")), answer, alarms(), 15.0, 60.0)
+
+    with caplog.at_level("ERROR"):
+        asyncio.run(asyncio.wait_for(main(), 5))
+    return sent
+
+
+EVENT = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+
+
+def test_a_stream_whose_upstream_connection_breaks_ends_with_an_upstream_cut_event(caplog):
+    import aiohttp
+
+    sent = _stream_through(Breaking([EVENT, EVENT], aiohttp.ClientPayloadError("Response payload is not completed")),
+                           caplog)
+    bodies = [m["body"] for m in sent if m["type"] == "http.response.body"]
+    assert bodies[:2] == [EVENT, EVENT]
+    last = sent[-1]
+    assert last["more_body"] is False
+    assert b"upstream_cut" in last["body"] and b"broke off: RemoteProtocolError" in last["body"]
+    assert not caplog.records  # a broken upstream is not the proxy's bug: nothing logged as one
+
+
+def test_a_stream_that_fails_for_another_reason_ends_with_a_stream_error_and_is_logged(caplog):
+    sent = _stream_through(Breaking([EVENT], ValueError("a bug")), caplog)
+    assert sent[-1]["more_body"] is False and b"stream_error" in sent[-1]["body"]
+    assert any("could not be passed on" in r.getMessage() for r in caplog.records)
+
+
+def test_aiohttp_errors_map_to_the_httpx_errors_callers_expect():
+    import aiohttp
+
+    from relay.transport import as_httpx_error
+
+    assert isinstance(as_httpx_error(aiohttp.ClientPayloadError("cut")), httpx.RemoteProtocolError)
+    assert isinstance(as_httpx_error(aiohttp.ServerDisconnectedError()), httpx.RemoteProtocolError)
+    assert isinstance(as_httpx_error(httpx.ReadError("x")), httpx.ReadError)
+    assert as_httpx_error(ValueError("a bug")) is None

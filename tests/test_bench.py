@@ -68,7 +68,7 @@ def test_quick_benchmark_prints_its_table_without_errors(tmp_path):
 # -- the stream load driver (bench/loadgen.py) --------------------------------------------------
 
 sys.path.insert(0, str(ROOT / "bench"))
-import loadgen  # noqa: E402
+import loadgen
 
 STREAM_BODY = b"data: {\"n\":1}\n\n"
 CHUNKED_ANSWER = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
