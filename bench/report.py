@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import statistics
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -68,20 +69,35 @@ class Table:
         self.b = bench
         self.rows: list[list[str]] = []
 
-    def run(self, target: str, scenario: str) -> Run | None:
-        for r in self.b.runs:
-            if r.target == target and r.scenario == scenario:
-                return r
-        return None
+    def runs(self, target: str, scenario: str) -> dict[int, Run]:
+        """That target's runs of that scenario, by round."""
+        return {r.round: r for r in self.b.runs if r.target == target and r.scenario == scenario}
+
+    @staticmethod
+    def median(values) -> float | None:
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    def value(self, target: str, scenario: str, value) -> float | None:
+        """The median over the rounds."""
+        return self.median(value(r) for r in self.runs(target, scenario).values())
+
+    def errored(self, target: str, scenario: str) -> bool:
+        return any(r.errors for r in self.runs(target, scenario).values())
 
     def cell(self, target: str, scenario: str, value, digits: int = 2, comma: bool = False) -> str:
-        run = self.run(target, scenario)
         if target not in self.b.targets:
             return _absent(target)
-        if run is None:
+        if not self.runs(target, scenario):
             return "—"
-        text = _num(value(run), digits, comma)
-        return text + " ⚠ERRORS" if run.errors else text
+        text = _num(self.value(target, scenario, value), digits, comma)
+        return text + " ⚠ERRORS" if self.errored(target, scenario) else text
+
+    def ratio(self, target: str, base: str, scenario: str, value) -> float | None:
+        """The median of the same round's ratios: each pair was measured seconds apart."""
+        mine, theirs = self.runs(target, scenario), self.runs(base, scenario)
+        pairs = [(value(mine[k]), value(theirs[k])) for k in mine.keys() & theirs.keys()]
+        return self.median(a / b if a is not None and b else None for a, b in pairs)
 
     def verdict(self, ok: bool | None, errored: bool) -> str:
         if errored:
@@ -92,15 +108,13 @@ class Table:
 
     def add(self, label, scenario, value, *, digits=2, comma=False, ratio=True, target_text="—",
             check=None, direct=True) -> None:
-        proxy_run = self.run("proxy", scenario)
-        pv = value(proxy_run) if proxy_run else None
+        pv = self.value("proxy", scenario, value)
 
         def ratio_to(name: str) -> str:
-            run = self.run(name, scenario)
-            base = value(run) if run else None
-            return f"{pv / base:.2f}×" if ratio and pv is not None and base else "—"
+            r = self.ratio("proxy", name, scenario, value) if ratio else None
+            return "—" if r is None else f"{r:.2f}×"
 
-        errored = proxy_run is None or proxy_run.errors > 0
+        errored = not self.runs("proxy", scenario) or self.errored("proxy", scenario)
         self.rows.append([
             label,
             self.cell("direct", scenario, value, digits, comma) if direct else "—",
@@ -115,17 +129,18 @@ class Table:
         ])
 
     def add_added_ttfc(self, label: str, scenario: str) -> None:
-        direct = self.run("direct", scenario)
-        base = direct.ttfc_p50_ms if direct else None
+        direct = self.runs("direct", scenario)
 
         def added(name: str) -> tuple[str, float | None, bool]:
             if name not in self.b.targets:
                 return _absent(name), None, False
-            run = self.run(name, scenario)
-            if run is None or base is None or run.ttfc_p50_ms is None:
+            mine = self.runs(name, scenario)
+            # the median of each round's difference to direct's run of that round
+            v = self.median(mine[k].ttfc_p50_ms - direct[k].ttfc_p50_ms for k in mine.keys() & direct.keys()
+                            if mine[k].ttfc_p50_ms is not None and direct[k].ttfc_p50_ms is not None)
+            if v is None:
                 return "—", None, True
-            errored = run.errors > 0 or direct.errors > 0
-            v = run.ttfc_p50_ms - base
+            errored = self.errored(name, scenario) or self.errored("direct", scenario)
             return f"{v:+.2f}" + (" ⚠ERRORS" if errored else ""), v, errored
 
         proxy_text, pv, perr = added("proxy")
@@ -190,7 +205,8 @@ def runs_table(bench: Bench) -> str:
     rows = []
     for r in bench.runs:
         res = r.result
-        rows.append([f"{bench.targets[r.target].title} / {r.scenario}", res.tool, f"{res.elapsed:.2f}",
+        label = f"{bench.targets[r.target].title} / {r.scenario}" + (f" #{r.round}" if bench.p.rounds > 1 else "")
+        rows.append([label, res.tool, f"{res.elapsed:.2f}",
                      str(res.requests), str(res.ok), str(res.non_2xx), str(res.wrong_body), str(res.socket_errors),
                      _num(res.latency_p50 * 1000 if res.latency_p50 is not None else None, 2),
                      _num(res.latency_p99 * 1000 if res.latency_p99 is not None else None, 2),
@@ -218,7 +234,9 @@ def report(bench: Bench, info: dict, usage: dict[str, dict], metrics_status: str
             + (f" after {p.warmup:g} s warm-up" if p.warmup else "")
             + f"; streams: asyncio client, {p.stream_concurrency} concurrent × {p.stream_chunks} chunks × "
             + f"{p.stream_gap_ms:g} ms, " + (f"{p.stream_count} streams" if p.stream_count else f"{p.stream_duration:g} s")
-            + f"; cold start: median of {p.cold_starts}")
+            + f"; cold start: median of {p.cold_starts}"
+            + (f"; {p.rounds} rounds, the targets taking turns at each scenario: medians, and for ratios "
+               "the median of each round's ratio" if p.rounds > 1 else ""))
     lines.append("load: " + load)
     proxy = bench.targets.get("proxy")
     features = ("proxy features: token auth (allow-list, limits set), routing (2 priorities, sticky over 2 keys), "

@@ -82,6 +82,7 @@ class Run:
     cpu_s: float
     upstream_cpu_s: float
     chunks_per_stream: int = 0
+    round: int = 1
 
     @property
     def errors(self) -> int:
@@ -288,8 +289,8 @@ class Bench:
             return self.p.duration, None
         return None, self.p.count
 
-    def measure(self, target: Target, sc: Scenario) -> Run:
-        if self.p.warmup:
+    def measure(self, target: Target, sc: Scenario, round_: int = 1) -> Run:
+        if self.p.warmup and round_ == 1:
             warm = self.drive(target, sc, duration=self.p.warmup)
             target.ok_answers += warm.ok
         duration, count = self.timed(sc)
@@ -297,20 +298,27 @@ class Bench:
         result = self.drive(target, sc, duration=duration, count=count)
         cpu1, up1 = target.proc.cpu_seconds(), self.upstream.cpu_seconds()
         target.ok_answers += result.ok
-        run = Run(target.name, sc.key, result, cpu1 - cpu0, up1 - up0, sc.chunks)
+        run = Run(target.name, sc.key, result, cpu1 - cpu0, up1 - up0, sc.chunks, round_)
         self.runs.append(run)
         if result.first_bad:
-            bad = self.work / f"bad-{target.name}-{sc.key}.txt"
+            bad = self.work / f"bad-{target.name}-{sc.key}-{round_}.txt"
             bad.write_bytes(result.first_bad)
         return run
 
-    def measure_all(self, target: Target) -> None:
-        for sc in scenarios(self.p):
-            run = self.measure(target, sc)
-            print(f"  {target.title:<24} {sc.title:<24} {_brief(run)}", file=sys.stderr, flush=True)
-        target.peak_rss = target.proc.memory_mb()[1]
-        if target.key_kind == "token":
-            target.metrics = scrape_metrics(target.port)
+    def measure_rounds(self) -> None:
+        """Every scenario on every target, `rounds` times; within a round the targets take turns
+        at each scenario, so the runs compared in a ratio are seconds apart (this VM's speed
+        drifts by a third over minutes)."""
+        for round_ in range(1, self.p.rounds + 1):
+            for sc in scenarios(self.p):
+                for target in self.targets.values():
+                    run = self.measure(target, sc, round_)
+                    print(f"  {round_}  {target.title:<24} {sc.title:<24} {_brief(run)}", file=sys.stderr,
+                          flush=True)
+        for target in self.targets.values():
+            target.peak_rss = target.proc.memory_mb()[1]
+            if target.key_kind == "token":
+                target.metrics = scrape_metrics(target.port)
 
     def profile(self, target: Target, seconds: float) -> dict[str, Path]:
         """py-spy stacks of the proxy under the non-stream and stream loads (separate runs)."""
@@ -432,30 +440,25 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench.start_upstream()
         print(f"fake upstream on :{bench.upstream_port}; results in {work}", file=sys.stderr, flush=True)
-        bench.measure_all(bench.targets["direct"])
+        # Every target is started first (each start is a cold start, measured while the
+        # others idle), then they take turns under load.
         proxy = bench.start_proxy("proxy", "proxy", access_log=True)
-        bench.measure_all(proxy)
+        if nolog:
+            bench.start_proxy("proxy_nolog", "proxy, no access log", access_log=False)
+        bench.start_ceiling()
+        if not args.no_nginx and not nginx.NGINX:
+            bench.notes.append("nginx not installed: its column is n/a (apt-get install -y nginx-light)")
+        bench.start_nginx()
+        bench.measure_rounds()
         metrics_status = proxy.metrics
         if args.profile:
             profiles = bench.profile(proxy, 12 if not args.quick else 4)
-        proxy.proc.stop()
-        usage["proxy"] = usage_check(work / "proxy.stdout")
-        if nolog:
-            quiet = bench.start_proxy("proxy_nolog", "proxy, no access log", access_log=False)
-            bench.measure_all(quiet)
-            quiet.proc.stop()
-            usage["proxy_nolog"] = usage_check(work / "proxy_nolog.stdout")
-        ceiling = bench.start_ceiling()
-        if ceiling is not None:
-            bench.measure_all(ceiling)
-            ceiling.proc.stop()
-        if not args.no_nginx and not nginx.NGINX:
-            bench.notes.append("nginx not installed: its column is n/a (apt-get install -y nginx-light)")
-        ng = bench.start_nginx()
-        if ng is not None:
-            bench.measure_all(ng)
-            ng.proc.stop()
-            (work / "nginx" / "nginx-access.log").unlink(missing_ok=True)  # ~40 MB a full run, never read
+        for name in ("proxy", "proxy_nolog", "ceiling", "nginx"):
+            if name in bench.targets:
+                bench.targets[name].proc.stop()
+            if name.startswith("proxy") and name in bench.targets:
+                usage[name] = usage_check(work / f"{name}.stdout")
+        (work / "nginx" / "nginx-access.log").unlink(missing_ok=True)  # ~40 MB a full run, never read
     finally:
         bench.stop_all()
 

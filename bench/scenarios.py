@@ -97,9 +97,12 @@ class Profile:
     stream_count: int | None
     cold_starts: int
     idle_wait: float
+    # Every target runs every scenario this many times, the targets taking turns within each
+    # round; the table gives medians and, for ratios, the median of the same round's ratios.
+    rounds: int = 1
 
 
-FULL = Profile(False, 10, None, 2, 50, 100, 50, 10, 10, None, 3, 1.0)
+FULL = Profile(False, 5, None, 2, 50, 100, 50, 10, 5, None, 3, 1.0, rounds=3)
 QUICK = Profile(True, 1, 300, 0, 10, 5, 5, 2, None, 5, 1, 0.2)
 
 
