@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import nginx
+import portkey
 import procs
 import wrk
 
@@ -39,6 +40,9 @@ def machine() -> dict:
     if wrk.WRK:
         tools["wrk"] = (subprocess.run([wrk.WRK, "-v"], check=False, capture_output=True, text=True).stdout.split("[")[0]
                         .replace("wrk", "").strip() or "?")
+    if portkey.AVAILABLE:
+        node = subprocess.run([portkey.NODE, "--version"], check=False, capture_output=True, text=True).stdout.strip()
+        tools["Portkey gateway"] = f"{portkey.version()} (Node {node})"
     if nginx.NGINX:
         tools["nginx"] = subprocess.run([nginx.NGINX, "-v"], check=False, capture_output=True, text=True).stderr.strip().split("/")[-1]
     code = "unknown"
@@ -63,7 +67,7 @@ def _num(v: float | None, digits: int = 2, comma: bool = False) -> str:
 
 class Table:
     COLUMNS = ("scenario", "direct", "proxy", "proxy/direct", "ceiling", "proxy/ceiling", "proxy, no access log",
-               "nginx", "target", "proxy vs target")
+               "nginx", "Portkey", "proxy/Portkey", "target", "proxy vs target")
 
     def __init__(self, bench: Bench) -> None:
         self.b = bench
@@ -124,6 +128,8 @@ class Table:
             ratio_to("ceiling"),
             self.cell("proxy_nolog", scenario, value, digits, comma),
             self.cell("nginx", scenario, value, digits, comma),
+            self.cell("portkey", scenario, value, digits, comma),
+            ratio_to("portkey"),
             target_text,
             self.verdict(None if check is None or pv is None else check(pv), errored),
         ])
@@ -145,7 +151,8 @@ class Table:
 
         proxy_text, pv, perr = added("proxy")
         self.rows.append([label, "0 (baseline)", proxy_text, "—", added("ceiling")[0], "—", added("proxy_nolog")[0],
-                          added("nginx")[0], "≤ 3", self.verdict(None if pv is None else pv <= 3, perr)])
+                          added("nginx")[0], added("portkey")[0], "—", "≤ 3",
+                          self.verdict(None if pv is None else pv <= 3, perr)])
 
     def add_target_row(self, label: str, attr: str, digits: int, target_text: str, check) -> None:
         def get(name: str) -> str:
@@ -161,8 +168,10 @@ class Table:
         proxy = self.b.targets.get("proxy")
         pv = getattr(proxy, attr) if proxy else None
         errored = proxy is None or (attr == "cold_start_s" and proxy.cold_start_error is not None)
+        portkey_value = getattr(self.b.targets["portkey"], attr) if "portkey" in self.b.targets else None
+        ratio = f"{pv / portkey_value:.2f}×" if pv and portkey_value else "—"
         self.rows.append([label, "—", get("proxy"), "—", get("ceiling"), "—", get("proxy_nolog"), get("nginx"),
-                          target_text, self.verdict(None if pv is None else check(pv), errored)])
+                          get("portkey"), ratio, target_text, self.verdict(None if pv is None else check(pv), errored)])
 
     def build(self) -> list[list[str]]:
         p = self.b.p
@@ -190,7 +199,7 @@ class Table:
 
 
 def _absent(target: str) -> str:
-    return "n/a" if target == "nginx" else "skipped"
+    return "n/a" if target in ("nginx", "portkey") else "skipped"
 
 
 def markdown(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> str:
@@ -256,7 +265,9 @@ def report(bench: Bench, info: dict, usage: dict[str, dict], metrics_status: str
               ("direct = load straight at the fake upstream; its CPU columns are the fake upstream's own CPU. "
                "ceiling = bench/ceiling.py, Starlette + aiohttp and nothing else (issue #6's ceiling for this design). "
                "proxy/direct, proxy/ceiling: ratios of the proxy's value to theirs. "
-               "Added TTFC = that column's p50 − direct's p50."),
+               "Added TTFC = that column's p50 − direct's p50. "
+               "Portkey = Portkey's AI gateway (bench/portkey.py), non-stream scenarios only: its streams fail "
+               "here (500, 'TypeError: immutable')."),
               "", "## Runs (every timed run; errors make a run FAIL)", "", runs_table(bench)]
     total_errors = sum(r.errors for r in bench.runs)
     cold_errors = [t.title for t in bench.targets.values() if t.cold_start_error]

@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(BENCH))
 
 import loadgen
 import nginx
+import portkey
 import procs
 import wrk
 from loadgen import Result
@@ -72,6 +74,12 @@ class Target:
     idle_rss: float | None = None
     peak_rss: float | None = None
     metrics: str | None = None  # what GET /metrics said about the requests it served
+    headers_for: Callable[[Scenario], dict[str, str]] | None = None  # extra request headers (Portkey's)
+    only: frozenset[str] | None = None  # the scenarios it runs (None: all)
+
+    def headers(self, sc: Scenario) -> dict[str, str]:
+        headers = request_headers(sc, self.key_kind)
+        return {**headers, **self.headers_for(sc)} if self.headers_for else headers
 
 
 @dataclass
@@ -117,12 +125,14 @@ class Run:
 # ---- driving load --------------------------------------------------------------------------------
 
 class Bench:
-    def __init__(self, profile: Profile, work: Path, client: str, with_nginx: bool, with_ceiling: bool = True) -> None:
+    def __init__(self, profile: Profile, work: Path, client: str, with_nginx: bool, with_ceiling: bool = True,
+                 with_portkey: bool = True) -> None:
         self.p = profile
         self.work = work
         self.client = client
         self.with_nginx = with_nginx
         self.with_ceiling = with_ceiling
+        self.with_portkey = with_portkey
         self.proxy_cpu, self.load_cpu = procs.cpu_plan()
         self.runs: list[Run] = []
         self.targets: dict[str, Target] = {}
@@ -171,11 +181,11 @@ class Bench:
         return argv if access_log else argv + ["--no-access-log"]
 
     def cold_start(self, name: str, title: str, argv_for_port, env=None, key_kind="token",
-                   stdout: Path | None = None, keep: bool = True) -> Target:
+                   stdout: Path | None = None, keep: bool = True, headers_for=None) -> Target:
         """Spawn, then poll with real requests until the first 200: that time is the cold start."""
         sc = scenarios(self.p)[0]
         port = procs.free_port()
-        headers = request_headers(sc, key_kind)
+        headers = {**request_headers(sc, key_kind), **(headers_for(sc) if headers_for else {})}
         t0 = time.perf_counter()
         proc = procs.Proc(name, argv_for_port(port), cpu=self.proxy_cpu, cwd=ROOT, env=env, stdout=stdout,
                           stderr=self.work / f"{name}.err")
@@ -200,7 +210,8 @@ class Bench:
             if resp.status != 200 or data != sc.expected:
                 error = f"first answer was {resp.status}: {data[:300]!r}"
             break
-        target = Target(name, title, port, proc, key_kind, cold_start_s=elapsed, cold_start_error=error)
+        target = Target(name, title, port, proc, key_kind, cold_start_s=elapsed, cold_start_error=error,
+                        headers_for=headers_for)
         target.ok_answers += error is None
         if not keep:
             proc.stop()
@@ -247,6 +258,20 @@ class Bench:
         self.targets["nginx"] = target
         return target
 
+    def start_portkey(self) -> Target | None:
+        """Portkey's gateway (bench/portkey.py), when installed: non-stream scenarios only."""
+        if not (self.with_portkey and portkey.AVAILABLE):
+            return None
+        upstream_port = self.upstream_port
+        target = self.cold_start("portkey", "Portkey gateway (Node)", portkey.argv, env=portkey.env(),
+                                 key_kind="upstream", stdout=self.work / "portkey.stdout",
+                                 headers_for=lambda sc: portkey.headers(sc, upstream_port))
+        target.only = portkey.SCENARIOS
+        time.sleep(self.p.idle_wait)
+        target.idle_rss = target.proc.memory_mb()[0]
+        self.targets["portkey"] = target
+        return target
+
     def start_ceiling(self) -> Target | None:
         """bench/ceiling.py: Starlette + aiohttp and nothing else, served as the proxy is."""
         if not self.with_ceiling:
@@ -268,7 +293,7 @@ class Bench:
 
     def drive(self, target: Target, sc: Scenario, *, duration: float | None, count: int | None = None) -> Result:
         """One load run: for `duration` seconds, or `count` answers (the asyncio client only)."""
-        headers = request_headers(sc, target.key_kind)
+        headers = target.headers(sc)
         if not sc.stream and self.client == "wrk":
             lua = wrk.script(self.work, f"{target.name}-{sc.key}", sc.body, sc.expected, headers)
             return wrk.run(f"http://127.0.0.1:{target.port}{sc.path}", lua, connections=self.p.connections,
@@ -312,6 +337,8 @@ class Bench:
         for round_ in range(1, self.p.rounds + 1):
             for sc in scenarios(self.p):
                 for target in self.targets.values():
+                    if target.only is not None and sc.key not in target.only:
+                        continue
                     run = self.measure(target, sc, round_)
                     print(f"  {round_}  {target.title:<24} {sc.title:<24} {_brief(run)}", file=sys.stderr,
                           flush=True)
@@ -408,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
                     help="non-stream load generator (auto: wrk when installed)")
     ap.add_argument("--no-nginx", action="store_true", help="skip the nginx column")
+    ap.add_argument("--no-portkey", action="store_true",
+                    help="skip the Portkey column (bench/portkey.py; only when its gateway is installed)")
     ap.add_argument("--no-ceiling", action="store_true",
                     help="skip the ceiling column (bench/ceiling.py: Starlette + aiohttp, nothing else)")
     ap.add_argument("--no-access-log-run", choices=("auto", "yes", "no"), default="auto",
@@ -431,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     nolog = args.no_access_log_run == "yes" or (args.no_access_log_run == "auto" and not args.quick)
 
-    bench = Bench(profile, work, client, with_nginx=not args.no_nginx, with_ceiling=not args.no_ceiling)
+    bench = Bench(profile, work, client, with_nginx=not args.no_nginx, with_ceiling=not args.no_ceiling,
+                  with_portkey=not args.no_portkey)
     procs.pin_self(bench.load_cpu)
     info = machine()
     usage: dict[str, dict] = {}
@@ -449,11 +479,15 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_nginx and not nginx.NGINX:
             bench.notes.append("nginx not installed: its column is n/a (apt-get install -y nginx-light)")
         bench.start_nginx()
+        if not args.no_portkey and not portkey.AVAILABLE:
+            bench.notes.append("Portkey's gateway not installed: its column is n/a "
+                               "(npm install --no-save --prefix bench @portkey-ai/gateway@1.15.2)")
+        bench.start_portkey()
         bench.measure_rounds()
         metrics_status = proxy.metrics
         if args.profile:
             profiles = bench.profile(proxy, 12 if not args.quick else 4)
-        for name in ("proxy", "proxy_nolog", "ceiling", "nginx"):
+        for name in ("proxy", "proxy_nolog", "ceiling", "nginx", "portkey"):
             if name in bench.targets:
                 bench.targets[name].proc.stop()
             if name.startswith("proxy") and name in bench.targets:

@@ -45,7 +45,7 @@ def test_quick_benchmark_prints_its_table_without_errors(tmp_path):
     for name in ROWS:
         assert any(label.startswith(name) for label in labels), f"row {name!r} missing from:\n{out}"
     for row in scenarios:
-        assert len(row) == 10, row
+        assert len(row) == 12, row
         assert row[2] not in ("", "—", "skipped"), f"no proxy value in {row}"
         assert row[4] not in ("", "—", "skipped"), f"no ceiling value in {row}"
 
