@@ -135,7 +135,7 @@ class Chunks(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         # `read` without its exception mapping, a coroutine frame less a chunk, for the stream
-        # loop: it maps what it catches with `as_httpx_error`.
+        # loop: it maps what the read raises with `as_httpx_error`.
         self.read_unmapped = response.content.readany
 
     async def read(self) -> bytes:

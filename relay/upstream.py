@@ -124,7 +124,6 @@ class _Lookahead:
     def __init__(self, chunks: AsyncIterator[bytes]) -> None:
         self._chunks = chunks.__aiter__()
         self._next: asyncio.Future[bytes] | None = None
-        self.read_unmapped = self.read
 
     async def read(self) -> bytes:
         if self._next is None:
@@ -132,6 +131,8 @@ class _Lookahead:
         chunk = await asyncio.shield(self._next)
         self._next = None
         return chunk
+
+    read_unmapped = read  # its errors are httpx's already
 
 
 def url(channel: Channel, endpoint: str, model: str, query: bytes, relay: bool) -> str:

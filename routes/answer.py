@@ -212,7 +212,7 @@ async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms,
     call = answer.call
     if not answer.started:
         await answer.start(response.status_code, _stream_headers(response, pipe))
-    read = reader(response).read_unmapped  # its errors are mapped below
+    read = reader(response).read_unmapped  # its errors are mapped where it is awaited
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     silence = Silence(alarms, keepalive_s if pipe.sse else idle_s)
@@ -233,6 +233,11 @@ async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms,
                 if not pipe.mid_event:  # a comment line inside a half-sent event would break it
                     await answer.ping()
                 continue
+            except Exception as exc:  # the transport's own error: as httpx's (only a read's)
+                broken = as_httpx_error(exc)
+                if broken is None:
+                    raise
+                raise broken from exc
             silence.reading = False
             heard = silence.touch()
             if not chunk:
@@ -252,19 +257,17 @@ async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms,
         await answer.body(tail, more=False)
     except ProxyError as err:
         await _end_badly(pipe, answer, err)
+    except httpx.HTTPError as exc:
+        await _end_badly(pipe, answer, ProxyError(502, f"The upstream stream broke off: {type(exc).__name__}",
+                                                  code="upstream_cut"))
     except asyncio.CancelledError:
         if not call.stopping:
             raise
         task.uncancel()
         await _end_badly(pipe, answer, SHUTTING_DOWN)
-    except Exception as exc:
-        broken = as_httpx_error(exc)
-        if broken is not None:
-            err = ProxyError(502, f"The upstream stream broke off: {type(broken).__name__}", code="upstream_cut")
-        else:  # a bug in a translator or the meter must still end the stream properly
-            log.exception("request %s: the stream could not be passed on", call.request_id)
-            err = ProxyError(502, "The proxy could not pass this stream on", code="stream_error")
-        await _end_badly(pipe, answer, err)
+    except Exception:  # a bug in a translator or the meter must still end the stream properly
+        log.exception("request %s: the stream could not be passed on", call.request_id)
+        await _end_badly(pipe, answer, ProxyError(502, "The proxy could not pass this stream on", code="stream_error"))
     finally:
         silence.cancel()
 

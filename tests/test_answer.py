@@ -214,3 +214,43 @@ def test_aiohttp_errors_map_to_the_httpx_errors_callers_expect():
     assert isinstance(as_httpx_error(aiohttp.ServerDisconnectedError()), httpx.RemoteProtocolError)
     assert isinstance(as_httpx_error(httpx.ReadError("x")), httpx.ReadError)
     assert as_httpx_error(ValueError("a bug")) is None
+
+
+class FailingPipe:
+    """An event-stream pipe whose own code fails with an OSError (TimeoutError is one)."""
+
+    sse = True
+    mid_event = False
+    complete = False
+    failed = None
+
+    def feed(self, chunk: bytes) -> bytes:
+        raise TimeoutError("a bug in the pipe, not the upstream")
+
+    def end(self) -> bytes:
+        return b""
+
+    def fail(self, err) -> bytes:
+        from relay.streams import error_event
+
+        return error_event("openai", err)
+
+
+def test_an_oserror_of_the_proxys_own_is_a_stream_error_not_an_upstream_cut(caplog):
+    from relay.records import Call
+    from routes.answer import Answer, stream
+
+    sent = []
+
+    async def send(message):
+        sent.append(message)
+
+    async def main():
+        upstream = httpx.Response(200, headers={"content-type": "text/event-stream"},
+                                  extensions={"chunks": Breaking([EVENT], ValueError("unused"))})
+        await stream(upstream, FailingPipe(), Answer(send, Call("r", "openai", None)), alarms(), 15.0, 60.0)
+
+    with caplog.at_level("ERROR"):
+        asyncio.run(asyncio.wait_for(main(), 5))
+    assert b"stream_error" in sent[-1]["body"] and b"upstream_cut" not in sent[-1]["body"]
+    assert any("could not be passed on" in r.getMessage() for r in caplog.records)
