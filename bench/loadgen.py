@@ -157,10 +157,13 @@ async def drive(host: str, port: int, request: bytes, expected: bytes, *, connec
     budget = [count if count is not None else -1]
     start = time.perf_counter()
     deadline = start + duration if duration is not None else float("inf")
+    if duration is not None:
+        spread = min(spread, duration / 2)  # every connection starts well before the end
 
-    async def worker(conn: _Conn, delay: float) -> None:
+    async def worker(i: int, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
+        conn = conns[i]
         while True:
             if budget[0] == 0 or time.perf_counter() >= deadline:
                 return
@@ -168,7 +171,7 @@ async def drive(host: str, port: int, request: bytes, expected: bytes, *, connec
                 budget[0] -= 1
             try:
                 if conn.closed:
-                    conn = await _connect(host, port)
+                    conn = conns[i] = await _connect(host, port)  # (closed at the end with the rest)
                 status, body, ttfc, latency = await conn.request(request)
             except (ConnectionBroken, OSError) as exc:
                 res.socket_errors += 1
@@ -185,7 +188,7 @@ async def drive(host: str, port: int, request: bytes, expected: bytes, *, connec
                     else:
                         res.ttfc.append(ttfc)
 
-    await asyncio.gather(*(worker(c, spread * i / connections) for i, c in enumerate(conns)))
+    await asyncio.gather(*(worker(i, spread * i / connections) for i in range(connections)))
     res.elapsed = time.perf_counter() - start
     res.latency_p50 = percentile(res.latencies, 50)
     res.latency_p99 = percentile(res.latencies, 99)

@@ -259,8 +259,9 @@ def report(bench: Bench, info: dict, usage: dict[str, dict], metrics_status: str
                      f"({counts['billed']} billed, {counts['estimated']} estimated) for {t.ok_answers} 2xx answers "
                      f"the load generators read; other statuses: {counts['other_status'] or 'none'}"
                      + ("  ⚠ MISSING USAGE LINES" if counts["billed"] < t.ok_answers else ""))
-    if proxy is not None and proxy.cold_start_samples:
-        lines.append("proxy cold starts (s): " + ", ".join(f"{s:.3f}" for s in proxy.cold_start_samples))
+    for t in bench.targets.values():
+        if t.cold_start_samples:
+            lines.append(f"cold starts of {t.title} (s): " + ", ".join(f"{s:.3f}" for s in t.cold_start_samples))
     lines += ["", markdown(Table.COLUMNS, Table(bench).build()), "",
               ("direct = load straight at the fake upstream; its CPU columns are the fake upstream's own CPU. "
                "ceiling = bench/ceiling.py, Starlette + aiohttp and nothing else (issue #6's ceiling for this design). "

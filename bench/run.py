@@ -1,6 +1,6 @@
 """The relay's price, measured: one command, one table.
 
-    .venv/bin/python bench/run.py            # full run, about 8 minutes
+    .venv/bin/python bench/run.py            # full run, about 10 minutes
     .venv/bin/python bench/run.py --quick    # a tiny load, seconds: checks the benchmark works
 
 Loads the fake upstream directly, through the proxy (every feature on; with and without
@@ -225,13 +225,17 @@ class Bench:
                 str(ROOT / source), quiet=1)
         config = self.write_config()
         env = {**os.environ, "AURAX_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
-        stdout = self.work / f"{name}.stdout"
+        return self.started(name, title, lambda port: self.proxy_argv(port, access_log), env=env,
+                            stdout=self.work / f"{name}.stdout")
+
+    def started(self, name: str, title: str, argv_for_port, *, stdout: Path | None = None, **kwargs) -> Target:
+        """`cold_starts` cold starts (the last process stays up): their median is the target's
+        cold start. Then its idle memory, and it joins the targets."""
         samples = []
         for i in range(self.p.cold_starts):
             last = i == self.p.cold_starts - 1
-            target = self.cold_start(name, title, lambda port: self.proxy_argv(port, access_log), env=env,
-                                     stdout=stdout if last else self.work / f"{name}-cold{i}.stdout", keep=last)
-            samples.append(target)
+            out = stdout if last or stdout is None else stdout.with_name(f"{name}-cold{i}.stdout")
+            samples.append(self.cold_start(name, title, argv_for_port, stdout=out, keep=last, **kwargs))
         target = samples[-1]
         target.cold_start_samples = [t.cold_start_s for t in samples]  # (before the last one becomes the median)
         target.cold_start_s = statistics.median(target.cold_start_samples)
@@ -252,24 +256,17 @@ class Bench:
             holder["conf"] = nginx.config(work, port, self.upstream_port)
             return nginx.argv(work, holder["conf"])
 
-        target = self.cold_start("nginx", "nginx", argv, key_kind="upstream")
-        time.sleep(self.p.idle_wait)
-        target.idle_rss = target.proc.memory_mb()[0]
-        self.targets["nginx"] = target
-        return target
+        return self.started("nginx", "nginx", argv, key_kind="upstream")
 
     def start_portkey(self) -> Target | None:
         """Portkey's gateway (bench/portkey.py), when installed: non-stream scenarios only."""
         if not (self.with_portkey and portkey.AVAILABLE):
             return None
         upstream_port = self.upstream_port
-        target = self.cold_start("portkey", "Portkey gateway (Node)", portkey.argv, env=portkey.env(),
-                                 key_kind="upstream", stdout=self.work / "portkey.stdout",
-                                 headers_for=lambda sc: portkey.headers(sc, upstream_port))
+        target = self.started("portkey", "Portkey gateway (Node)", portkey.argv, env=portkey.env(),
+                              key_kind="upstream", stdout=self.work / "portkey.stdout",
+                              headers_for=lambda sc: portkey.headers(sc, upstream_port))
         target.only = portkey.SCENARIOS
-        time.sleep(self.p.idle_wait)
-        target.idle_rss = target.proc.memory_mb()[0]
-        self.targets["portkey"] = target
         return target
 
     def start_ceiling(self) -> Target | None:
@@ -283,11 +280,7 @@ class Bench:
                     "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-proxy-headers",
                     "--no-server-header", "--timeout-keep-alive", "75", "--no-access-log"]
 
-        target = self.cold_start("ceiling", "ceiling (Starlette + aiohttp)", argv, env=env, key_kind="upstream")
-        time.sleep(self.p.idle_wait)
-        target.idle_rss = target.proc.memory_mb()[0]
-        self.targets["ceiling"] = target
-        return target
+        return self.started("ceiling", "ceiling (Starlette + aiohttp)", argv, env=env, key_kind="upstream")
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -502,7 +495,7 @@ def main(argv: list[str] | None = None) -> int:
     (work / "results.json").write_text(json.dumps({
         "machine": info, "profile": profile.__dict__, "client": client,
         "runs": [{"target": r.target, "scenario": r.scenario, "tool": r.result.tool, "elapsed": r.result.elapsed,
-                  "requests": r.result.requests, "ok": r.result.ok, "non_2xx": r.result.non_2xx,
+                  "round": r.round, "requests": r.result.requests, "ok": r.result.ok, "non_2xx": r.result.non_2xx,
                   "wrong_body": r.result.wrong_body, "socket_errors": r.result.socket_errors,
                   "rate": r.rate, "cpu_s": r.cpu_s, "upstream_cpu_s": r.upstream_cpu_s,
                   "cpu_ms_per_req": r.cpu_ms_per_req, "ttfc_p50_ms": r.ttfc_p50_ms,

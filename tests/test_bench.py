@@ -130,3 +130,56 @@ def test_stream_driver_spreads_the_first_requests():
     # The second connection waits spread / connections (0.2 s) before its first request; the
     # first starts at once (asyncio.sleep never returns early).
     assert first[2] - first[1] >= 0.1
+
+
+def test_stream_driver_closes_the_connections_it_opened_again():
+    """A server that closes each connection after its first answer: the driver reconnects, and
+    when it is done it closes those new connections too (none is left open)."""
+    open_now: set[int] = set()
+    answered = 0
+
+    async def main():
+        nonlocal answered
+        opened = 0
+        all_four_closed = asyncio.Event()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            nonlocal opened, answered
+            opened += 1
+            number = opened
+            open_now.add(number)
+            first = True
+            try:
+                while True:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                    await reader.readexactly(int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0]))
+                    answered += 1
+                    if first and number <= 2:  # the driver's own first two connections
+                        writer.write(CHUNKED_ANSWER.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n", 1))
+                        break
+                    writer.write(CHUNKED_ANSWER)
+                    first = False
+            except (asyncio.IncompleteReadError, ConnectionError):
+                pass
+            writer.close()
+            open_now.discard(number)
+            if opened == 4 and not open_now:
+                all_four_closed.set()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            request = loadgen.build_request("POST", "/v1/chat/completions", f"127.0.0.1:{port}", {}, b"{}")
+            result = await asyncio.wait_for(
+                loadgen.drive("127.0.0.1", port, request, STREAM_BODY, connections=2, count=6, stream=True),
+                timeout=10)
+            try:  # a connection the driver left open never ends its handler
+                await asyncio.wait_for(all_four_closed.wait(), timeout=5)
+            except TimeoutError:
+                pass
+        return result, opened
+
+    result, opened = asyncio.run(main())
+    assert (result.ok, result.errors) == (6, 0) and answered == 6
+    assert opened == 4  # two closed by the server after one answer each, two opened again
+    assert not open_now
