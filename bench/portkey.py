@@ -12,6 +12,7 @@ immutable" when it adds its headers to the upstream's response).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -45,8 +46,6 @@ def version() -> str | None:
         return None
     package = Path(GATEWAY).parent.parent / "package.json"
     try:
-        import json
-
         return json.loads(package.read_text())["version"]
     except (OSError, ValueError, KeyError):
         return "?"

@@ -10,12 +10,11 @@ request.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ssl
 import sys
 import threading
-from typing import AsyncIterator, Iterator
+from typing import AsyncIterator, Iterator, NoReturn
 
 import httpx
 
@@ -80,17 +79,21 @@ def as_httpx_error(exc: Exception) -> httpx.HTTPError | None:
     return mapped if isinstance(mapped, httpx.HTTPError) else None
 
 
+def raise_as_httpx(exc: Exception) -> NoReturn:
+    """Raise, from inside `except`, the httpx error that `exc` stands for; `exc` itself if none
+    (an httpx error already, or not the transport's)."""
+    mapped = as_httpx_error(exc)
+    if mapped is None or mapped is exc:
+        raise exc
+    raise mapped from exc
+
+
 @contextlib.contextmanager
 def _mapped() -> Iterator[None]:
     try:
         yield
-    except asyncio.CancelledError:
-        raise
-    except Exception as exc:
-        mapped = _translated(exc)
-        if mapped is exc:
-            raise
-        raise mapped from exc
+    except Exception as exc:  # (a cancellation is no Exception: it passes as it is)
+        raise_as_httpx(exc)
 
 
 def headers_from(pairs) -> httpx.Headers:
@@ -135,20 +138,15 @@ class Chunks(httpx.AsyncByteStream):
     def __init__(self, response: aiohttp.ClientResponse) -> None:
         self._response = response
         # `read` without its exception mapping, a coroutine frame less a chunk, for the stream
-        # loop: it maps what the read raises with `as_httpx_error`.
+        # loop: it maps what the read raises with `raise_as_httpx`.
         self.read_unmapped = response.content.readany
 
     async def read(self) -> bytes:
         """The next chunk, or b"" at the end."""
         try:
             return await self._response.content.readany()
-        except (asyncio.CancelledError, httpx.HTTPError):
-            raise
         except Exception as exc:  # a plain try: a context manager per chunk costs more than the read
-            mapped = _translated(exc)
-            if mapped is exc:
-                raise
-            raise mapped from exc
+            raise_as_httpx(exc)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         while chunk := await self.read():

@@ -28,7 +28,7 @@ _AZURE_DEPLOYMENT_ENDPOINTS = frozenset(
 class Reader(Protocol):
     async def read(self) -> bytes: ...
 
-    # `read` whose errors may be the transport's own (`transport.as_httpx_error` maps them)
+    # `read` whose errors may be the transport's own (`transport.raise_as_httpx` maps them)
     async def read_unmapped(self) -> bytes: ...
 
 

@@ -17,7 +17,7 @@ from relay.alarms import Alarm, Alarms
 from relay.errors import ProxyError, render
 from relay.records import Call
 from relay.streams import GeminiArray, error_event
-from relay.transport import as_httpx_error, header
+from relay.transport import header, raise_as_httpx
 from relay.upstream import reader
 
 JSON = [(b"content-type", b"application/json")]
@@ -234,10 +234,7 @@ async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms,
                     await answer.ping()
                 continue
             except Exception as exc:  # the transport's own error: as httpx's (only a read's)
-                broken = as_httpx_error(exc)
-                if broken is None:
-                    raise
-                raise broken from exc
+                raise_as_httpx(exc)
             silence.reading = False
             heard = silence.touch()
             if not chunk:
