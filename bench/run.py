@@ -78,8 +78,13 @@ class Target:
     only: frozenset[str] | None = None  # the scenarios it runs (None: all)
 
     def headers(self, sc: Scenario) -> dict[str, str]:
-        headers = request_headers(sc, self.key_kind)
-        return {**headers, **self.headers_for(sc)} if self.headers_for else headers
+        return client_headers(sc, self.key_kind, self.headers_for)
+
+
+def client_headers(sc: Scenario, key_kind: str, headers_for=None) -> dict[str, str]:
+    """The SDK-like headers of a request to a target, plus any it needs of its own."""
+    headers = request_headers(sc, key_kind)
+    return {**headers, **headers_for(sc)} if headers_for else headers
 
 
 @dataclass
@@ -185,7 +190,7 @@ class Bench:
         """Spawn, then poll with real requests until the first 200: that time is the cold start."""
         sc = scenarios(self.p)[0]
         port = procs.free_port()
-        headers = {**request_headers(sc, key_kind), **(headers_for(sc) if headers_for else {})}
+        headers = client_headers(sc, key_kind, headers_for)
         t0 = time.perf_counter()
         proc = procs.Proc(name, argv_for_port(port), cpu=self.proxy_cpu, cwd=ROOT, env=env, stdout=stdout,
                           stderr=self.work / f"{name}.err")
