@@ -66,8 +66,8 @@ def _num(v: float | None, digits: int = 2, comma: bool = False) -> str:
 
 
 class Table:
-    COLUMNS = ("scenario", "direct", "proxy", "proxy/direct", "ceiling", "proxy/ceiling", "proxy, no access log",
-               "nginx", "Portkey", "proxy/Portkey", "target", "proxy vs target")
+    COLUMNS = ("scenario", "direct", "proxy", "proxy/direct", "ceiling", "proxy/ceiling", "lean", "proxy/lean",
+               "proxy, no access log", "nginx", "Portkey", "proxy/Portkey", "target", "proxy vs target")
 
     def __init__(self, bench: Bench) -> None:
         self.b = bench
@@ -126,6 +126,8 @@ class Table:
             ratio_to("direct"),
             self.cell("ceiling", scenario, value, digits, comma),
             ratio_to("ceiling"),
+            self.cell("lean", scenario, value, digits, comma),
+            ratio_to("lean"),
             self.cell("proxy_nolog", scenario, value, digits, comma),
             self.cell("nginx", scenario, value, digits, comma),
             self.cell("portkey", scenario, value, digits, comma),
@@ -150,8 +152,8 @@ class Table:
             return f"{v:+.2f}" + (" ⚠ERRORS" if errored else ""), v, errored
 
         proxy_text, pv, perr = added("proxy")
-        self.rows.append([label, "0 (baseline)", proxy_text, "—", added("ceiling")[0], "—", added("proxy_nolog")[0],
-                          added("nginx")[0], added("portkey")[0], "—", "≤ 3",
+        self.rows.append([label, "0 (baseline)", proxy_text, "—", added("ceiling")[0], "—", added("lean")[0], "—",
+                          added("proxy_nolog")[0], added("nginx")[0], added("portkey")[0], "—", "≤ 3",
                           self.verdict(None if pv is None else pv <= 3, perr)])
 
     def add_target_row(self, label: str, attr: str, digits: int, target_text: str, check) -> None:
@@ -170,8 +172,9 @@ class Table:
         errored = proxy is None or (attr == "cold_start_s" and proxy.cold_start_error is not None)
         portkey_value = getattr(self.b.targets["portkey"], attr) if "portkey" in self.b.targets else None
         ratio = f"{pv / portkey_value:.2f}×" if pv and portkey_value else "—"
-        self.rows.append([label, "—", get("proxy"), "—", get("ceiling"), "—", get("proxy_nolog"), get("nginx"),
-                          get("portkey"), ratio, target_text, self.verdict(None if pv is None else check(pv), errored)])
+        self.rows.append([label, "—", get("proxy"), "—", get("ceiling"), "—", get("lean"), "—", get("proxy_nolog"),
+                          get("nginx"), get("portkey"), ratio, target_text,
+                          self.verdict(None if pv is None else check(pv), errored)])
 
     def build(self) -> list[list[str]]:
         p = self.b.p
@@ -265,7 +268,9 @@ def report(bench: Bench, info: dict, usage: dict[str, dict], metrics_status: str
     lines += ["", markdown(Table.COLUMNS, Table(bench).build()), "",
               ("direct = load straight at the fake upstream; its CPU columns are the fake upstream's own CPU. "
                "ceiling = bench/ceiling.py, Starlette + aiohttp and nothing else (issue #6's ceiling for this design). "
-               "proxy/direct, proxy/ceiling: ratios of the proxy's value to theirs. "
+               "lean = bench/lean.py, Starlette + httpx over the proxy's own transport, no features (issue #6's "
+               "'lean' row): proxy/lean is the price of the proxy's features. "
+               "proxy/direct, proxy/ceiling, proxy/lean: ratios of the proxy's value to theirs. "
                "Added TTFC = that column's p50 − direct's p50. "
                "Portkey = Portkey's AI gateway (bench/portkey.py), non-stream scenarios only: its streams fail "
                "here (500, 'TypeError: immutable')."),

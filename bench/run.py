@@ -5,10 +5,12 @@
 
 Loads the fake upstream directly, through the proxy (every feature on; with and without
 the access log), through the design's ceiling (bench/ceiling.py: Starlette + aiohttp and
-nothing else) and through nginx when it is installed; prints a markdown table of the
-scenarios with ratios to direct and to the ceiling, and the targets of issue #6. The proxy is pinned to one CPU; the
-fake upstream and the load generator (wrk, else the asyncio client) share the other. Every run
-counts non-2xx answers and wrong bodies; an errored run is never a pass. See bench/README.md.
+nothing else), through the proxy's stack without its features (bench/lean.py: Starlette + httpx
+over the proxy's transport), through nginx and Portkey when installed; prints a markdown table
+of the scenarios with ratios to direct, to the ceiling, to lean and to Portkey, and the targets
+of issue #6. The proxy is pinned to one CPU; the fake upstream and the load generator (wrk,
+else the asyncio client) share the other. Every run counts non-2xx answers and wrong bodies; an
+errored run is never a pass. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -131,12 +133,13 @@ class Run:
 
 class Bench:
     def __init__(self, profile: Profile, work: Path, client: str, with_nginx: bool, with_ceiling: bool = True,
-                 with_portkey: bool = True) -> None:
+                 with_portkey: bool = True, with_lean: bool = True) -> None:
         self.p = profile
         self.work = work
         self.client = client
         self.with_nginx = with_nginx
         self.with_ceiling = with_ceiling
+        self.with_lean = with_lean
         self.with_portkey = with_portkey
         self.proxy_cpu, self.load_cpu = procs.cpu_plan()
         self.runs: list[Run] = []
@@ -278,14 +281,24 @@ class Bench:
         """bench/ceiling.py: Starlette + aiohttp and nothing else, served as the proxy is."""
         if not self.with_ceiling:
             return None
+        return self.start_reference("ceiling", "ceiling (Starlette + aiohttp)")
+
+    def start_lean(self) -> Target | None:
+        """bench/lean.py: Starlette + httpx over the proxy's transport, without its features."""
+        if not self.with_lean:
+            return None
+        return self.start_reference("lean", "lean (Starlette + httpx)")
+
+    def start_reference(self, module: str, title: str) -> Target:
+        """A featureless reference app of bench/ (`module:app`), served as the proxy is."""
         env = {**os.environ, "CEILING_UPSTREAM": f"http://127.0.0.1:{self.upstream_port}"}
 
         def argv(port: int) -> list[str]:
-            return [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH), "ceiling:app", "--host", "127.0.0.1",
+            return [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH), f"{module}:app", "--host", "127.0.0.1",
                     "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-proxy-headers",
                     "--no-server-header", "--timeout-keep-alive", "75", "--no-access-log"]
 
-        return self.started("ceiling", "ceiling (Starlette + aiohttp)", argv, env=env, key_kind="upstream")
+        return self.started(module, title, argv, env=env, key_kind="upstream")
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -437,6 +450,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the Portkey column (bench/portkey.py; only when its gateway is installed)")
     ap.add_argument("--no-ceiling", action="store_true",
                     help="skip the ceiling column (bench/ceiling.py: Starlette + aiohttp, nothing else)")
+    ap.add_argument("--no-lean", action="store_true",
+                    help="skip the lean column (bench/lean.py: Starlette + httpx over the proxy's transport, "
+                         "no features)")
     ap.add_argument("--no-access-log-run", choices=("auto", "yes", "no"), default="auto",
                     help="also run a proxy with --no-access-log (auto: in full runs)")
     ap.add_argument("--duration", type=float, help="seconds per timed run (overrides the profile)")
@@ -459,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     nolog = args.no_access_log_run == "yes" or (args.no_access_log_run == "auto" and not args.quick)
 
     bench = Bench(profile, work, client, with_nginx=not args.no_nginx, with_ceiling=not args.no_ceiling,
-                  with_portkey=not args.no_portkey)
+                  with_portkey=not args.no_portkey, with_lean=not args.no_lean)
     procs.pin_self(bench.load_cpu)
     info = machine()
     usage: dict[str, dict] = {}
@@ -474,6 +490,7 @@ def main(argv: list[str] | None = None) -> int:
         if nolog:
             bench.start_proxy("proxy_nolog", "proxy, no access log", access_log=False)
         bench.start_ceiling()
+        bench.start_lean()
         if not args.no_nginx and not nginx.NGINX:
             bench.notes.append("nginx not installed: its column is n/a (apt-get install -y nginx-light)")
         bench.start_nginx()
@@ -485,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics_status = proxy.metrics
         if args.profile:
             profiles = bench.profile(proxy, 12 if not args.quick else 4)
-        for name in ("proxy", "proxy_nolog", "ceiling", "nginx", "portkey"):
+        for name in ("proxy", "proxy_nolog", "ceiling", "lean", "nginx", "portkey"):
             if name in bench.targets:
                 bench.targets[name].proc.stop()
             if name.startswith("proxy") and name in bench.targets:

@@ -45,14 +45,16 @@ def test_quick_benchmark_prints_its_table_without_errors(tmp_path):
     for name in ROWS:
         assert any(label.startswith(name) for label in labels), f"row {name!r} missing from:\n{out}"
     for row in scenarios:
-        assert len(row) == 12, row
+        assert len(row) == 14, row
         assert row[2] not in ("", "—", "skipped"), f"no proxy value in {row}"
         assert row[4] not in ("", "—", "skipped"), f"no ceiling value in {row}"
+        assert row[6] not in ("", "—", "skipped"), f"no lean value in {row}"
 
     runs = _table(out, "run")
     targets = {row[0].split(" / ")[0] for row in runs}
-    assert {"direct", "proxy", "ceiling (Starlette + aiohttp)"} <= targets
-    for target in ("direct", "proxy", "ceiling (Starlette + aiohttp)"):
+    references = ("direct", "proxy", "ceiling (Starlette + aiohttp)", "lean (Starlette + httpx)")
+    assert set(references) <= targets
+    for target in references:
         assert {row[0].split(" / ")[1] for row in runs if row[0].startswith(target + " /")} == set(SCENARIOS)
     for row in runs:
         answers, ok, non_2xx, wrong, socket_errors = row[3:8]

@@ -1,0 +1,63 @@
+"""The proxy's stack without its features: Starlette's router, httpx and the proxy's transport.
+
+Issue #6's row "Starlette + httpx, lean: `httpx.Request` straight to `client.send`, no cookie
+jar, small app-owned aiohttp transport". The transport is the proxy's own
+(`relay.transport.AiohttpTransport` behind `UpstreamClient`), called through httpx's public
+interface and nothing else: no auth, routing, usage, translation or timeouts. The client's
+headers and body go to the fake upstream as they are; its answer comes back as it is, streamed
+chunk by chunk (`aiter_raw`). What the proxy costs above this column is the price of its
+features; what this column costs above the ceiling is the price of httpx's interface.
+
+    CEILING_UPSTREAM=http://127.0.0.1:PORT uvicorn --app-dir bench lean:app --loop uvloop ...
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import httpx
+from starlette.routing import Route, Router
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from relay.transport import AiohttpTransport, UpstreamClient  # noqa: E402
+
+PATHS = ("/v1/chat/completions", "/v1/messages")
+_NOT_PASSED = frozenset({b"host", b"content-length", b"connection", b"transfer-encoding", b"date", b"server"})
+_client: httpx.AsyncClient | None = None
+
+
+class Forward:
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    async def __call__(self, scope, receive, send) -> None:
+        global _client
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        if _client is None:
+            _client = UpstreamClient(transport=AiohttpTransport(), timeout=None)
+        headers = [(k, v) for k, v in scope["headers"] if k not in _NOT_PASSED]
+        response = await _client.send(httpx.Request("POST", self.url, headers=headers, content=body), stream=True)
+        try:
+            out = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in _NOT_PASSED]
+            if response.headers.get("content-type", "").startswith("text/event-stream"):
+                await send({"type": "http.response.start", "status": response.status_code, "headers": out})
+                async for chunk in response.aiter_raw():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+            else:
+                data = await response.aread()
+                out.append((b"content-length", str(len(data)).encode()))
+                await send({"type": "http.response.start", "status": response.status_code, "headers": out})
+                await send({"type": "http.response.body", "body": data})
+        finally:
+            await response.aclose()
+
+
+app = Router([Route(path, Forward(os.environ["CEILING_UPSTREAM"] + path), methods=["POST"]) for path in PATHS])
