@@ -6,7 +6,7 @@ upstream as they are; its answer comes back as it is, streamed chunk by chunk. W
 costs above this column is the price of its features (and of httpx's interface) on this
 machine; what this column costs above nginx is the price of Python, uvicorn and aiohttp.
 
-    CEILING_UPSTREAM=http://127.0.0.1:PORT uvicorn --app-dir bench ceiling:app --loop uvloop ...
+    BENCH_UPSTREAM=http://127.0.0.1:PORT uvicorn --app-dir bench ceiling:app --loop uvloop ...
 """
 
 from __future__ import annotations
@@ -34,7 +34,9 @@ class Forward:
             if not message.get("more_body"):
                 break
         if _session is None:
-            _session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False)
+            # No timeout: aiohttp's default (5 minutes) would arm a timer per request.
+            _session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
+                                             timeout=aiohttp.ClientTimeout(total=None))
         headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k not in _NOT_PASSED]
         async with _session.post(self.url, data=body, headers=headers) as response:
             out = [(k.lower(), v) for k, v in response.raw_headers if k.lower() not in _NOT_PASSED]
@@ -50,4 +52,4 @@ class Forward:
                 await send({"type": "http.response.body", "body": data})
 
 
-app = Router([Route(path, Forward(os.environ["CEILING_UPSTREAM"] + path), methods=["POST"]) for path in PATHS])
+app = Router([Route(path, Forward(os.environ["BENCH_UPSTREAM"] + path), methods=["POST"]) for path in PATHS])

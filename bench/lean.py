@@ -1,14 +1,15 @@
-"""The proxy's stack without its features: Starlette's router, httpx and the proxy's transport.
+"""Lean: Starlette's router, and the proxy's httpx client and transport used through `client.send`.
 
 Issue #6's row "Starlette + httpx, lean: `httpx.Request` straight to `client.send`, no cookie
-jar, small app-owned aiohttp transport". The transport is the proxy's own
-(`relay.transport.AiohttpTransport` behind `UpstreamClient`), called through httpx's public
+jar, small app-owned aiohttp transport". The client and transport are the proxy's own
+(`UpstreamClient` over `relay.transport.AiohttpTransport`), used through httpx's public
 interface and nothing else: no auth, routing, usage, translation or timeouts. The client's
-headers and body go to the fake upstream as they are; its answer comes back as it is, streamed
-chunk by chunk (`aiter_raw`). What the proxy costs above this column is the price of its
-features; what this column costs above the ceiling is the price of httpx's interface.
+headers and body go to the fake upstream as they are; its answer comes back as it is, raw bytes
+streamed chunk by chunk (`aiter_raw`). The proxy skips `client.send` and httpx's stream wrapper
+(it calls the transport and reads its chunks), so proxy/lean is the price of its features net
+of what that saves; lean/ceiling is the price of httpx's full client interface.
 
-    CEILING_UPSTREAM=http://127.0.0.1:PORT uvicorn --app-dir bench lean:app --loop uvloop ...
+    BENCH_UPSTREAM=http://127.0.0.1:PORT uvicorn --app-dir bench lean:app --loop uvloop ...
 """
 
 from __future__ import annotations
@@ -41,7 +42,9 @@ class Forward:
             if not message.get("more_body"):
                 break
         if _client is None:
-            _client = UpstreamClient(transport=AiohttpTransport(), timeout=None)
+            # trust_env=False, as the proxy's: an HTTP(S)_PROXY in the environment must not
+            # swap the transport under test for httpx's proxy transport.
+            _client = UpstreamClient(transport=AiohttpTransport(), timeout=None, trust_env=False)
         headers = [(k, v) for k, v in scope["headers"] if k not in _NOT_PASSED]
         response = await _client.send(httpx.Request("POST", self.url, headers=headers, content=body), stream=True)
         try:
@@ -52,7 +55,7 @@ class Forward:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
             else:
-                data = await response.aread()
+                data = b"".join([chunk async for chunk in response.aiter_raw()])  # (aread decodes)
                 out.append((b"content-length", str(len(data)).encode()))
                 await send({"type": "http.response.start", "status": response.status_code, "headers": out})
                 await send({"type": "http.response.body", "body": data})
@@ -60,4 +63,4 @@ class Forward:
             await response.aclose()
 
 
-app = Router([Route(path, Forward(os.environ["CEILING_UPSTREAM"] + path), methods=["POST"]) for path in PATHS])
+app = Router([Route(path, Forward(os.environ["BENCH_UPSTREAM"] + path), methods=["POST"]) for path in PATHS])

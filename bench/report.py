@@ -238,8 +238,8 @@ def report(bench: Bench, info: dict, usage: dict[str, dict], metrics_status: str
     if bench.proxy_cpu is None:
         lines.append("pinning: OFF (fewer than 2 CPUs available): numbers mix proxy and load CPU")
     else:
-        lines.append(f"pinning: proxy / nginx on CPU {bench.proxy_cpu}; fake upstream + load generator on CPU "
-                     f"{bench.load_cpu} ({'taskset' if procs.TASKSET else 'sched_setaffinity'}); one process each")
+        lines.append(f"pinning: proxy (and every target but direct) on CPU {bench.proxy_cpu}; fake upstream + "
+                     f"load generator on CPU {bench.load_cpu} ({'taskset' if procs.TASKSET else 'sched_setaffinity'}); one process each")
     nonstream_tool = "wrk (1 thread)" if bench.client == "wrk" else "asyncio client (bench/loadgen.py)"
     load = (f"non-stream: {nonstream_tool}, {p.connections} connections, "
             + (f"{p.count} requests" if bench.client != "wrk" and p.count else f"{p.duration:g} s")
@@ -268,8 +268,9 @@ def report(bench: Bench, info: dict, usage: dict[str, dict], metrics_status: str
     lines += ["", markdown(Table.COLUMNS, Table(bench).build()), "",
               ("direct = load straight at the fake upstream; its CPU columns are the fake upstream's own CPU. "
                "ceiling = bench/ceiling.py, Starlette + aiohttp and nothing else (issue #6's ceiling for this design). "
-               "lean = bench/lean.py, Starlette + httpx over the proxy's own transport, no features (issue #6's "
-               "'lean' row): proxy/lean is the price of the proxy's features. "
+               "lean = bench/lean.py, Starlette and the proxy's own httpx client and transport used through "
+               "client.send, no features (issue #6's 'lean' row); the proxy skips client.send and httpx's stream "
+               "wrapper, so proxy/lean is the price of its features net of what that saves. "
                "proxy/direct, proxy/ceiling, proxy/lean: ratios of the proxy's value to theirs. "
                "Added TTFC = that column's p50 − direct's p50. "
                "Portkey = Portkey's AI gateway (bench/portkey.py), non-stream scenarios only: its streams fail "

@@ -5,8 +5,8 @@
 
 Loads the fake upstream directly, through the proxy (every feature on; with and without
 the access log), through the design's ceiling (bench/ceiling.py: Starlette + aiohttp and
-nothing else), through the proxy's stack without its features (bench/lean.py: Starlette + httpx
-over the proxy's transport), through nginx and Portkey when installed; prints a markdown table
+nothing else), through lean (bench/lean.py: Starlette, and the proxy's httpx client and
+transport used through client.send), through nginx and Portkey when installed; prints a markdown table
 of the scenarios with ratios to direct, to the ceiling, to lean and to Portkey, and the targets
 of issue #6. The proxy is pinned to one CPU; the fake upstream and the load generator (wrk,
 else the asyncio client) share the other. Every run counts non-2xx answers and wrong bodies; an
@@ -291,7 +291,7 @@ class Bench:
 
     def start_reference(self, module: str, title: str) -> Target:
         """A featureless reference app of bench/ (`module:app`), served as the proxy is."""
-        env = {**os.environ, "CEILING_UPSTREAM": f"http://127.0.0.1:{self.upstream_port}"}
+        env = {**os.environ, "BENCH_UPSTREAM": f"http://127.0.0.1:{self.upstream_port}"}
 
         def argv(port: int) -> list[str]:
             return [sys.executable, "-m", "uvicorn", "--app-dir", str(BENCH), f"{module}:app", "--host", "127.0.0.1",
@@ -441,7 +441,8 @@ def usage_check(path: Path) -> dict:
 # ---- main ---------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Benchmark the proxy against a fake upstream, direct and nginx.")
+    ap = argparse.ArgumentParser(description="Benchmark the proxy against a fake upstream: direct, and next to the "
+                                             "ceiling, lean, nginx and Portkey.")
     ap.add_argument("--quick", action="store_true", help="a tiny load (seconds): checks the benchmark works")
     ap.add_argument("--client", choices=("auto", "wrk", "python"), default="auto",
                     help="non-stream load generator (auto: wrk when installed)")
@@ -502,10 +503,11 @@ def main(argv: list[str] | None = None) -> int:
         metrics_status = proxy.metrics
         if args.profile:
             profiles = bench.profile(proxy, 12 if not args.quick else 4)
-        for name in ("proxy", "proxy_nolog", "ceiling", "lean", "nginx", "portkey"):
-            if name in bench.targets:
-                bench.targets[name].proc.stop()
-            if name.startswith("proxy") and name in bench.targets:
+        for name, target in bench.targets.items():
+            if name == "direct":
+                continue  # (the fake upstream: stopped last, by stop_all)
+            target.proc.stop()
+            if target.key_kind == "token":  # the proxies: their usage lines
                 usage[name] = usage_check(work / f"{name}.stdout")
         (work / "nginx" / "nginx-access.log").unlink(missing_ok=True)  # ~40 MB a full run, never read
     finally:
