@@ -172,8 +172,8 @@ class Table:
         errored = proxy is None or (attr == "cold_start_s" and proxy.cold_start_error is not None)
         portkey_value = getattr(self.b.targets["portkey"], attr) if "portkey" in self.b.targets else None
         ratio = f"{pv / portkey_value:.2f}×" if pv and portkey_value else "—"
-        self.rows.append([label, "—", get("proxy"), "—", get("ceiling"), "—", get("lean"), "—", get("proxy_nolog"),
-                          get("nginx"), get("portkey"), ratio, target_text,
+        self.rows.append([label, "—", get("proxy"), "—", get("ceiling"), "—", get("lean"), "—",
+                          get("proxy_nolog"), get("nginx"), get("portkey"), ratio, target_text,
                           self.verdict(None if pv is None else check(pv), errored)])
 
     def build(self) -> list[list[str]]:
@@ -238,8 +238,9 @@ def report(bench: Bench, info: dict, usage: dict[str, dict], metrics_status: str
     if bench.proxy_cpu is None:
         lines.append("pinning: OFF (fewer than 2 CPUs available): numbers mix proxy and load CPU")
     else:
+        how = "taskset" if procs.TASKSET else "sched_setaffinity"
         lines.append(f"pinning: proxy (and every target but direct) on CPU {bench.proxy_cpu}; fake upstream + "
-                     f"load generator on CPU {bench.load_cpu} ({'taskset' if procs.TASKSET else 'sched_setaffinity'}); one process each")
+                     f"load generator on CPU {bench.load_cpu} ({how}); one process each")
     nonstream_tool = "wrk (1 thread)" if bench.client == "wrk" else "asyncio client (bench/loadgen.py)"
     load = (f"non-stream: {nonstream_tool}, {p.connections} connections, "
             + (f"{p.count} requests" if bench.client != "wrk" and p.count else f"{p.duration:g} s")
