@@ -11,13 +11,10 @@ machine; what this column costs above nginx is the price of Python, uvicorn and 
 
 from __future__ import annotations
 
-import os
-
 import aiohttp
-from starlette.routing import Route, Router
 
-PATHS = ("/v1/chat/completions", "/v1/messages")
-_NOT_PASSED = frozenset({b"host", b"content-length", b"connection", b"transfer-encoding", b"date", b"server"})
+from reference import NOT_PASSED, read_body, relay, router
+
 _session: aiohttp.ClientSession | None = None
 
 
@@ -27,29 +24,14 @@ class Forward:
 
     async def __call__(self, scope, receive, send) -> None:
         global _session
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         if _session is None:
             # No timeout: aiohttp's default (5 minutes) would arm a timer per request.
             _session = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False,
                                              timeout=aiohttp.ClientTimeout(total=None))
-        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k not in _NOT_PASSED]
+        headers = [(k.decode(), v.decode()) for k, v in scope["headers"] if k not in NOT_PASSED]
         async with _session.post(self.url, data=body, headers=headers) as response:
-            out = [(k.lower(), v) for k, v in response.raw_headers if k.lower() not in _NOT_PASSED]
-            if response.headers.get("content-type", "").startswith("text/event-stream"):
-                await send({"type": "http.response.start", "status": response.status, "headers": out})
-                async for chunk in response.content.iter_any():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-            else:
-                data = await response.read()
-                out.append((b"content-length", str(len(data)).encode()))
-                await send({"type": "http.response.start", "status": response.status, "headers": out})
-                await send({"type": "http.response.body", "body": data})
+            await relay(send, response.status, response.raw_headers, response.content.iter_any())
 
 
-app = Router([Route(path, Forward(os.environ["BENCH_UPSTREAM"] + path), methods=["POST"]) for path in PATHS])
+app = router(Forward)

@@ -14,18 +14,16 @@ of what that saves; lean/ceiling is the price of httpx's full client interface.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import httpx
-from starlette.routing import Route, Router
+
+from reference import NOT_PASSED, read_body, relay, router
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from relay.transport import AiohttpTransport, UpstreamClient  # noqa: E402
 
-PATHS = ("/v1/chat/completions", "/v1/messages")
-_NOT_PASSED = frozenset({b"host", b"content-length", b"connection", b"transfer-encoding", b"date", b"server"})
 _client: httpx.AsyncClient | None = None
 
 
@@ -35,32 +33,17 @@ class Forward:
 
     async def __call__(self, scope, receive, send) -> None:
         global _client
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         if _client is None:
             # trust_env=False, as the proxy's: an HTTP(S)_PROXY in the environment must not
             # swap the transport under test for httpx's proxy transport.
             _client = UpstreamClient(transport=AiohttpTransport(), timeout=None, trust_env=False)
-        headers = [(k, v) for k, v in scope["headers"] if k not in _NOT_PASSED]
+        headers = [(k, v) for k, v in scope["headers"] if k not in NOT_PASSED]
         response = await _client.send(httpx.Request("POST", self.url, headers=headers, content=body), stream=True)
         try:
-            out = [(k.lower(), v) for k, v in response.headers.raw if k.lower() not in _NOT_PASSED]
-            if response.headers.get("content-type", "").startswith("text/event-stream"):
-                await send({"type": "http.response.start", "status": response.status_code, "headers": out})
-                async for chunk in response.aiter_raw():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b""})
-            else:
-                data = b"".join([chunk async for chunk in response.aiter_raw()])  # (aread decodes)
-                out.append((b"content-length", str(len(data)).encode()))
-                await send({"type": "http.response.start", "status": response.status_code, "headers": out})
-                await send({"type": "http.response.body", "body": data})
+            await relay(send, response.status_code, response.headers.raw, response.aiter_raw())  # (aread decodes)
         finally:
             await response.aclose()
 
 
-app = Router([Route(path, Forward(os.environ["BENCH_UPSTREAM"] + path), methods=["POST"]) for path in PATHS])
+app = router(Forward)
