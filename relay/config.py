@@ -18,18 +18,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-# A channel's type is the dialect its upstream speaks; azure speaks OpenAI's with other URLs.
-CHANNEL_DIALECTS = MappingProxyType(
-    {"openai": "openai", "azure": "openai", "anthropic": "anthropic", "gemini": "gemini"}
-)
-DIALECTS = ("openai", "anthropic", "gemini")
-DEFAULT_BASE_URLS = MappingProxyType(
-    {
-        "openai": "https://api.openai.com/v1",
-        "anthropic": "https://api.anthropic.com",
-        "gemini": "https://generativelanguage.googleapis.com",
-    }
-)
+from .dialects import CHANNEL_KINDS, PASSTHROUGH, RESPONSES, ChannelKind, Dialect
+
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -105,10 +95,21 @@ class Channel:
     headers: tuple[tuple[str, str], ...] = ()
     stream_usage: bool = True
     api_version: str | None = None
+    responses: bool = False  # serves the Responses API itself (else it is translated to chat)
+    auto_cache: bool = False  # anthropic: cache_control breakpoints on translated requests
 
     @property
-    def dialect(self) -> str:
-        return CHANNEL_DIALECTS[self.type]
+    def kind(self) -> ChannelKind:
+        return CHANNEL_KINDS[self.type]
+
+    @property
+    def dialect(self) -> Dialect:
+        """The dialect its upstream speaks (azure speaks OpenAI's, at other URLs)."""
+        return CHANNEL_KINDS[self.type].dialect
+
+    def serves(self, dialect: Dialect) -> bool:
+        """Whether a client of `dialect` is served without translation."""
+        return dialect is self.kind.dialect or (dialect is RESPONSES and self.responses)
 
     def upstream_model(self, model: str) -> str:
         return self.model_map.get(model, model)
@@ -119,6 +120,7 @@ class Price:
     input: float = 0.0
     output: float = 0.0
     cached_input: float | None = None
+    cache_write: float | None = None  # USD per 1M tokens written to a prompt cache (else `input`)
     request: float | None = None
 
 
@@ -367,7 +369,7 @@ class _Reader:
         )
 
     def passthrough(self, t: dict) -> dict[str, str]:
-        self.known(t, "passthrough", set(DIALECTS))
+        self.known(t, "passthrough", set(PASSTHROUGH))
         return {name: self.url(self.string(t, name, "passthrough"), f"passthrough.{name}") for name in t}
 
     def groups(self, t: dict) -> dict[str, Group]:
@@ -437,11 +439,12 @@ class _Reader:
 
     def channel(self, t: dict, w: str, groups: dict[str, Group]) -> Channel | None:
         self.known(t, w, {"name", "type", "base_url", "keys", "key", "models", "groups", "priority",
-                          "weight", "model_map", "headers", "stream_usage", "api_version"})
+                          "weight", "model_map", "headers", "stream_usage", "api_version", "responses",
+                          "auto_cache"})
         name = self.string(t, "name", w)
         kind = self.string(t, "type", w)
-        if kind not in CHANNEL_DIALECTS:
-            raise self.fail(f"{w}.type", f"must be one of {', '.join(CHANNEL_DIALECTS)}, not {kind!r}")
+        if kind not in CHANNEL_KINDS:
+            raise self.fail(f"{w}.type", f"must be one of {', '.join(CHANNEL_KINDS)}, not {kind!r}")
         # "" is a key too: an upstream that takes none (a local vLLM); the client's is never sent
         raw_keys = self.strings(t, "keys", w, [t["key"]] if "key" in t else ..., allow_empty=False, blank_items=True)
         keys, missing = [], []
@@ -454,12 +457,12 @@ class _Reader:
             if any(c in key for c in "\r\n\0"):
                 raise self.fail(f"{w}.keys", "a key must not contain line breaks")
             keys.append(key)
-        if kind == "azure" and "base_url" not in t:
-            raise self.fail(f"{w}.base_url", "is required for azure channels")
-        if kind == "azure" and "api_version" not in t:
-            raise self.fail(f"{w}.api_version", "is required for azure channels")
+        if CHANNEL_KINDS[kind].default_base_url is None and "base_url" not in t:
+            raise self.fail(f"{w}.base_url", f"is required for {kind} channels")
+        if CHANNEL_KINDS[kind].needs_api_version and "api_version" not in t:
+            raise self.fail(f"{w}.api_version", f"is required for {kind} channels")
         try:
-            base_url = self.string(t, "base_url", w, DEFAULT_BASE_URLS.get(kind), required_var=bool(keys))
+            base_url = self.string(t, "base_url", w, CHANNEL_KINDS[kind].default_base_url, required_var=bool(keys))
             base_url = self.url(base_url, f"{w}.base_url")
         except _Unset:
             base_url = ""  # the channel is left out below: its URL's variable need not be set
@@ -486,6 +489,8 @@ class _Reader:
             headers=self.header_pairs(t.get("headers", {}), f"{w}.headers"),
             stream_usage=self.boolean(t, "stream_usage", w, True),
             api_version=self.string(t, "api_version", w, None),
+            responses=self.boolean(t, "responses", w, CHANNEL_KINDS[kind].serves_responses(base_url)),
+            auto_cache=self.boolean(t, "auto_cache", w, False),
         )
         unset = ", ".join(f"${{{v}}}" for v in missing)
         if not keys:
@@ -501,11 +506,12 @@ class _Reader:
             w = f'prices."{model}"'
             if not isinstance(p, dict):
                 raise self.fail(w, "must be a table such as { input = 2.5, output = 10 }")
-            self.known(p, w, {"input", "output", "cached_input", "request"})
+            self.known(p, w, {"input", "output", "cached_input", "cache_write", "request"})
             prices[model] = Price(
                 input=self.number(p, "input", w, 0),
                 output=self.number(p, "output", w, 0),
                 cached_input=self.number(p, "cached_input", w, None),
+                cache_write=self.number(p, "cache_write", w, None),
                 request=self.number(p, "request", w, None),
             )
         return prices

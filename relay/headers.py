@@ -38,7 +38,6 @@ _DROP_DOWN = HOP_BY_HOP | {
 _DROP_DOWN_PREFIXES = (b"cf-", b"access-control-")
 
 _IDENTITY = (b"accept-encoding", b"identity")
-_ANTHROPIC_VERSION = (b"anthropic-version", b"2023-06-01")
 
 
 def upstream(client: Headers, channel: Channel, key: str | None) -> Headers:
@@ -54,12 +53,14 @@ def upstream(client: Headers, channel: Channel, key: str | None) -> Headers:
         drop, own = _relay_rules(channel.headers)
     out = [(n, v) for n, v in client if n not in drop and not n.startswith(_DROP_UP_PREFIXES)]
     out.append(_IDENTITY)  # answers must stay readable for usage accounting
-    if channel.type == "anthropic" and not any(n == b"anthropic-version" for n, _ in out):
-        out.append(_ANTHROPIC_VERSION)
+    kind = channel.kind
+    for default in kind.headers:  # (anthropic-version) unless the client chose its own
+        if not any(n == default[0] for n, _ in out):
+            out.append(default)
     if own:
         out.extend(own)
     if key:
-        out.append(_credential(channel.type, key.encode()))
+        out.append(kind.credential(key.encode()))
     return out
 
 
@@ -69,16 +70,6 @@ def _relay_rules(channel_headers: tuple[tuple[str, str], ...]) -> tuple[frozense
     of the channel (made once, not per request)."""
     own = tuple((n.encode(), v.encode()) for n, v in channel_headers)
     return _DROP_UP | _DROP_UP_RELAY | {n for n, _ in own}, own
-
-
-def _credential(kind: str, key: bytes) -> tuple[bytes, bytes]:
-    if kind == "azure":
-        return (b"api-key", key)
-    if kind == "anthropic":
-        return (b"x-api-key", key)
-    if kind == "gemini":
-        return (b"x-goog-api-key", key)
-    return (b"authorization", b"Bearer " + key)
 
 
 def downstream(answer: Headers) -> Headers:

@@ -55,18 +55,21 @@ class Call:
 
 
 def cost(price: Price | None, usage: Usage | None) -> float | None:
-    """Official USD for one request: per call, or per million tokens by kind."""
+    """Official USD for one request: per call, or per million tokens by kind (cache reads at
+    `cached_input`, cache writes at `cache_write`, each at `input` when the price has none)."""
     if price is None:
         return None
     if price.request is not None:
         return price.request
     if usage is None:
         return None
-    cached = usage.cached_input_tokens
+    cached, written = usage.cached_input_tokens, usage.cache_write_tokens
     cached_rate = price.input if price.cached_input is None else price.cached_input
+    write_rate = price.input if price.cache_write is None else price.cache_write
     usd = (
-        (usage.input_tokens - cached) * price.input
+        max(usage.input_tokens - cached - written, 0) * price.input
         + cached * cached_rate
+        + written * write_rate
         + usage.output_tokens * price.output
     ) / 1_000_000
     return round(usd, 12)

@@ -12,7 +12,7 @@ from .config import Channel, Config, Globs
 from .limits import Limits
 from .metrics import Metrics
 from .records import Call, UsageLog, record
-from .routing import Routes
+from .planner import Planner
 from .upstream import Upstream
 from .webhook import Webhook
 
@@ -26,7 +26,7 @@ class Runtime:
     ) -> None:
         self.config = config
         self.auth = Auth(config)
-        self.routes = Routes(config)
+        self.planner = Planner(config)
         proxy = config.proxy
         self.alarms = Alarms.for_intervals(proxy.keepalive_s, proxy.idle_timeout_s, proxy.first_byte_timeout_s)
         self.upstream = Upstream(proxy, self.alarms, transport)
@@ -35,19 +35,20 @@ class Runtime:
         self.draining = False
         self.open_calls: dict[asyncio.Task, Call] = {}
         self.metrics = Metrics(
-            resting_keys=self.routes.resting_count,
+            resting_keys=self.planner.resting_count,
             open_streams=lambda: sum(1 for call in self.open_calls.values() if call.stream),
         )
         self.webhook = None
         if config.usage.webhook:
             self.webhook = Webhook(config.usage, lambda: self.upstream.client, self._dropped)
-        # Passthrough has one candidate per dialect: the official API, with the client's own key.
+        # Passthrough has one candidate per dialect family: the official API, with the client's
+        # own key (OpenAI's serves the Responses API itself).
         self.passthrough = {
-            dialect: Channel(
-                name=f"passthrough:{dialect}", type=dialect, base_url=base, keys=("",),
-                models=Globs(("*",)), groups=frozenset(),
+            family: Channel(
+                name=f"passthrough:{family}", type=family, base_url=base, keys=("",),
+                models=Globs(("*",)), groups=frozenset(), responses=True,
             )
-            for dialect, base in config.passthrough.items()
+            for family, base in config.passthrough.items()
         }
 
     def begin_drain(self) -> None:

@@ -18,13 +18,6 @@ from .alarms import Alarms
 from .config import Channel, Proxy
 from .transport import AiohttpTransport, UpstreamClient, headers_from
 
-# Azure serves these per deployment: /openai/deployments/{deployment}/{endpoint}
-_AZURE_DEPLOYMENT_ENDPOINTS = frozenset(
-    {"chat/completions", "completions", "embeddings", "images/generations", "images/edits",
-     "audio/speech", "audio/transcriptions", "audio/translations"}
-)
-
-
 class Reader(Protocol):
     async def read(self) -> bytes: ...
 
@@ -142,18 +135,9 @@ def url(channel: Channel, endpoint: str, model: str, query: bytes, relay: bool) 
     """
     if relay and b"key=" in query:  # the client's proxy token must not travel on
         query = b"&".join(p for p in query.split(b"&") if not p.startswith(b"key="))
-    kind, base = channel.type, channel.base_url
-    if kind == "gemini":
-        target = f"{base}/v1beta/models/{quote(model, safe='')}:{endpoint}"
-    elif kind == "anthropic":
-        target = f"{base}/v1/{endpoint}"
-    elif kind == "azure":
-        if endpoint in _AZURE_DEPLOYMENT_ENDPOINTS:
-            target = f"{base}/openai/deployments/{quote(model, safe='')}/{endpoint}"
-        else:
-            target = f"{base}/openai/{endpoint}"
+    kind = channel.kind
+    target = kind.url(channel.base_url, endpoint, model)
+    if kind.needs_api_version:
         version = b"api-version=" + quote(channel.api_version or "", safe="").encode()
         query = query + b"&" + version if query else version
-    else:
-        target = f"{base}/{endpoint}"
     return f"{target}?{query.decode('latin-1')}" if query else target

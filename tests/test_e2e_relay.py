@@ -50,6 +50,7 @@ name = "openai"
 type = "openai"
 base_url = "{up}/v1"
 keys = ["oa-key"]
+responses = true  # (the fake serves /v1/responses, as OpenAI does)
 models = ["gpt-*", "o3-mini", "text-embedding-3-large", "whisper-1", "omni-moderation-latest", "dall-e-3",
           "deepseek-*", "gpt-3.5-turbo-instruct"]
 model_map = {{ "gpt-4o-mapped" = "gpt-4o-2024-11-20", "whisper-mapped" = "whisper-1" }}

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 
-from relay.translate.common import (
+from relay.dialects.common import (
     STOP_FROM_OPENAI,
-    anthropic_usage,
+    anthropic_usage_from_chat,
     budget_to_effort,
     dumps,
     new_id,
@@ -248,7 +248,7 @@ def response(answer: dict, model: str) -> dict:
         "content": content,
         "stop_reason": stop_reason(choice.get("finish_reason"), bool(message.get("tool_calls"))),
         "stop_sequence": None,
-        "usage": anthropic_usage(answer.get("usage")),
+        "usage": anthropic_usage_from_chat(answer.get("usage")),
     }
 
 

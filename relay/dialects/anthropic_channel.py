@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import re
 
-from relay.translate.common import (
+from relay.dialects.common import (
     EFFORT_BUDGETS,
     FINISH_FROM_ANTHROPIC,
     budget_to_effort,

@@ -9,6 +9,7 @@ import uuid
 import orjson
 
 from relay.errors import ProxyError
+from relay.usage import Usage, anthropic_usage, chat_usage, read_anthropic, read_gemini, read_openai
 
 # Anthropic stop_reason -> OpenAI finish_reason. `pause_turn` only happens with server tools the
 # client never asked for; `model_context_window_exceeded` is a length stop in OpenAI's terms.
@@ -131,60 +132,19 @@ def chunk(stream_id: str, created: int, model: str, delta: dict, finish_reason: 
     return {"id": stream_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice]}
 
 
-def openai_usage(prompt: int, completion: int, cached: int = 0, reasoning: int | None = None, written: int = 0) -> dict:
-    usage: dict = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
-    }
-    if written:
-        usage["prompt_tokens_details"]["cache_write_tokens"] = written
-    if reasoning is not None:
-        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
-    return usage
-
-
 def usage_from_anthropic(usage: dict) -> dict:
-    """Anthropic usage -> OpenAI usage (prompt tokens include cache reads and writes)."""
-    cached = usage.get("cache_read_input_tokens") or 0
-    written = usage.get("cache_creation_input_tokens") or 0
-    details = usage.get("output_tokens_details") or {}
-    return openai_usage(
-        (usage.get("input_tokens") or 0) + cached + written,
-        usage.get("output_tokens") or 0,
-        cached,
-        details.get("thinking_tokens"),
-        written,
-    )
+    """Anthropic usage -> OpenAI chat usage (prompt tokens include cache reads and writes)."""
+    return chat_usage(read_anthropic(usage) or Usage())
 
 
-def anthropic_usage(usage: dict | None) -> dict:
-    """OpenAI usage -> Anthropic usage (input tokens exclude the cached ones)."""
-    usage = usage or {}
-    details = usage.get("prompt_tokens_details") or {}
-    # DeepSeek reports cache hits in its own field.
-    cached = details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
-    written = details.get("cache_write_tokens") or 0
-    prompt = usage.get("prompt_tokens") or 0
-    out = {
-        "input_tokens": max(prompt - cached - written, 0),
-        "output_tokens": usage.get("completion_tokens") or 0,
-        "cache_creation_input_tokens": written,
-        "cache_read_input_tokens": cached,
-    }
-    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
-    if reasoning:
-        out["output_tokens_details"] = {"thinking_tokens": reasoning}
-    return out
+def anthropic_usage_from_chat(usage: dict | None) -> dict:
+    """OpenAI chat usage -> Anthropic usage (input tokens exclude the cached ones)."""
+    return anthropic_usage(read_openai(usage or {}) or Usage())
 
 
 def usage_from_gemini(meta: dict) -> dict:
-    """Gemini usageMetadata -> OpenAI usage: thoughts count as completion tokens, as Gemini bills them."""
-    thoughts = meta.get("thoughtsTokenCount")
-    prompt = (meta.get("promptTokenCount") or 0) + (meta.get("toolUsePromptTokenCount") or 0)
-    completion = (meta.get("candidatesTokenCount") or 0) + (thoughts or 0)
-    return openai_usage(prompt, completion, meta.get("cachedContentTokenCount") or 0, thoughts)
+    """Gemini usageMetadata -> OpenAI chat usage: thoughts count as completion tokens."""
+    return chat_usage(read_gemini(meta) or Usage())
 
 
 def refuse(param: str, what: str) -> ProxyError:

@@ -19,7 +19,7 @@ import re
 
 import orjson
 
-from relay.translate.common import (
+from relay.dialects.common import (
     FINISH_FROM_GEMINI,
     check_openai,
     clean_stops,

@@ -1,4 +1,5 @@
-"""Which channel key serves a request, in what order the others are tried (SPEC §6).
+"""The channel planner: which channel key serves a request, and in what order the others are
+tried (SPEC §6).
 
 Candidates are the channels of the caller's group whose models match; the highest priority comes
 first, a weighted random order within one priority, and each channel's keys in turn. Keys that
@@ -41,7 +42,7 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
-class Routes:
+class Planner:
     def __init__(
         self,
         config: Config,

@@ -7,7 +7,7 @@ import itertools
 import random
 
 from relay.config import parse
-from relay.routing import Routes
+from relay.planner import Planner
 
 CONFIG = """
 [proxy]
@@ -53,7 +53,7 @@ class Clock:
 
 def make(seed: int = 0):
     clock = Clock()
-    return Routes(parse(CONFIG), rand=random.Random(seed).random, clock=clock), clock
+    return Planner(parse(CONFIG), rand=random.Random(seed).random, clock=clock), clock
 
 
 def order(routes: Routes, group: str, model: str, affinity=None) -> list[str]:
