@@ -72,11 +72,15 @@ def _relay_rules(channel_headers: tuple[tuple[str, str], ...]) -> tuple[frozense
     return _DROP_UP | _DROP_UP_RELAY | {n for n, _ in own}, own
 
 
-def downstream(answer: Headers) -> Headers:
-    """The upstream answer's headers as the client may see them (length is set by the sender)."""
+def downstream(answer: Headers, secrets: list[str] = ()) -> Headers:
+    """The upstream answer's headers as the client may see them (length is set by the sender);
+    a header that quotes one of the request's keys (an upstream's debug echo) is left out."""
     out = []
+    keys = [s.encode() for s in secrets if s]
     for name, value in answer:
         name = name.lower()
         if name not in _DROP_DOWN and not name.startswith(_DROP_DOWN_PREFIXES):
+            if keys and any(key in value for key in keys):
+                continue
             out.append((name, value))
     return out

@@ -31,6 +31,7 @@ class Metrics:
         self.unpriced: defaultdict[tuple, int] = defaultdict(int)
         self.attempts: defaultdict[tuple, int] = defaultdict(int)
         self.upstream_errors: defaultdict[tuple, int] = defaultdict(int)
+        self.estimated: defaultdict[tuple, int] = defaultdict(int)
         self.webhook_dropped = 0
         self._latency: defaultdict[str, list[int]] = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS) + 1))
         self._latency_sum: defaultdict[str, float] = defaultdict(float)
@@ -65,6 +66,8 @@ class Metrics:
             self.billed_usd[(group, model)] += record["billed_usd"]
         elif call.billable and not priced and not call.passthrough:
             self.unpriced[(model,)] += 1
+        if call.estimated:
+            self.estimated[(call.dialect,)] += 1
         latency = record["latency_ms"] / 1000
         buckets = self._latency[call.dialect]
         buckets[bisect.bisect_left(LATENCY_BUCKETS, latency)] += 1
@@ -107,6 +110,8 @@ class Metrics:
         yield counter("aurax_upstream_attempts", "Tries of a channel key.", ["channel"], self.attempts)
         yield counter("aurax_upstream_errors", "Failed tries of a channel key, by upstream status.",
                       ["channel", "status"], self.upstream_errors)
+        yield counter("aurax_usage_estimated", "Requests billed on estimated usage: a stream cut before its "
+                      "final usage, an answer without usage that can be trusted.", ["dialect"], self.estimated)
         yield counter("aurax_usage_webhook_dropped", "Usage records the webhook queue had to drop.", [],
                       {(): self.webhook_dropped})
         yield GaugeMetricFamily("aurax_cooling_keys", "Channel keys resting after a failure.",

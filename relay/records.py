@@ -11,6 +11,7 @@ import time
 import orjson
 
 from .config import Price, Token
+from .errors import redact
 from .logs import Lines
 from .usage import Usage
 
@@ -22,6 +23,7 @@ class Call:
         "request_id", "t0", "ts", "dialect", "token", "group", "multiplier", "model",
         "upstream_model", "channel", "status", "stream", "attempts", "ttfb_ms", "usage",
         "estimated", "client_ip", "passthrough", "error", "client_gone", "finished", "stopping", "billable",
+        "secrets",
     )
 
     def __init__(self, request_id: str, dialect: str, client_ip: str | None) -> None:
@@ -48,6 +50,14 @@ class Call:
         self.finished = False
         self.stopping = False  # ended by a shutdown that could wait no longer
         self.billable = False  # an upstream answered 2xx and its answer was passed on
+        self.secrets: list[str] = []  # the keys this request carried or was sent with: never shown
+
+    def scrub(self, text: str) -> str:
+        """`text` without any key this request knows of (nor masked echoes of them)."""
+        return redact(text, *self.secrets)
+
+    def scrub_bytes(self, data: bytes) -> bytes:
+        return self.scrub(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
 
     def first_byte(self) -> None:
         if self.ttfb_ms is None:
@@ -104,7 +114,7 @@ def record(call: Call, price: Price | None) -> dict:
         "estimated": call.estimated,
         "client_ip": call.client_ip,
         "passthrough": call.passthrough,
-        "error": call.error,
+        "error": call.scrub(call.error) if call.error else None,
     }
 
 

@@ -200,6 +200,7 @@ class Translated(_Events):
     def __init__(self, upstream: Dialect, client: Dialect, meter: Meter, translator) -> None:
         super().__init__(upstream, client, meter)
         self._translator = translator
+        self._unsent = b""  # translated before an event the translator refused (an upstream error)
 
     def _out(self, events: list[dict]) -> bytes:
         encode = self.client.encode
@@ -207,10 +208,14 @@ class Translated(_Events):
 
     def feed(self, chunk: bytes) -> bytes:
         out = []
-        for block in self._decoder.feed(chunk):
-            data = self._parse(block)
-            if data is not None:
-                out.append(self._out(self._translator.feed(data)))
+        try:
+            for block in self._decoder.feed(chunk):
+                data = self._parse(block)
+                if data is not None:
+                    out.append(self._out(self._translator.feed(data)))
+        except ProxyError:
+            self._unsent = b"".join(out)  # what came before the error still goes out, first
+            raise
         return b"".join(out)
 
     def end(self) -> bytes:
@@ -222,5 +227,6 @@ class Translated(_Events):
         return b"".join(out)
 
     def fail(self, err: ProxyError) -> bytes:
+        unsent, self._unsent = self._unsent, b""
         own = getattr(self._translator, "fail", None)  # a translator that numbers its events
-        return self._out(own(err)) if own is not None else self.client.error_event(err)
+        return unsent + (self._out(own(err)) if own is not None else self.client.error_event(err))

@@ -243,6 +243,26 @@ def estimate_tokens(chars: int) -> int:
     return (chars + 3) // 4
 
 
+_NOT_TEXT = frozenset({"id", "object", "model", "role", "type", "finish_reason", "stop_reason", "status",
+                       "system_fingerprint", "call_id", "index", "responseId", "modelVersion", "finishReason",
+                       "signature", "thoughtSignature", "usage", "usageMetadata"})
+
+
+def answer_chars(answer: dict) -> int:
+    """Characters of text in a whole answer of any dialect (its strings, less ids and names)."""
+    total = 0
+    stack: list = [answer]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            stack.extend(v for k, v in item.items() if k not in _NOT_TEXT)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return total
+
+
 def request_chars(payload: dict) -> int:
     """Characters of text in a request (for an estimate when the upstream reports no usage)."""
     total = 0

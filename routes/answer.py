@@ -71,6 +71,7 @@ class Answer:
 
     async def error(self, dialect: Dialect, err: ProxyError) -> None:
         call = self.call
+        err = scrubbed(err, call)
         if call.error is None:
             call.error = err.message
         if call.ttfb_ms is None:
@@ -212,7 +213,7 @@ async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms,
     silent; an error event (or a cut connection, for other bodies) when the upstream fails."""
     call = answer.call
     if not answer.started:
-        await answer.start(response.status_code, _stream_headers(response, pipe))
+        await answer.start(response.status_code, _stream_headers(response, pipe, call.secrets))
     read = reader(response).read_unmapped  # its errors are mapped where it is awaited
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -269,8 +270,8 @@ async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms,
         silence.cancel()
 
 
-def _stream_headers(response: httpx.Response, pipe) -> list:
-    hdrs = header_rules.downstream(response.headers.raw)
+def _stream_headers(response: httpx.Response, pipe, secrets: list[str]) -> list:
+    hdrs = header_rules.downstream(response.headers.raw, secrets)
     if pipe.sse:
         return [h for h in hdrs if h[0] not in (b"content-type", b"cache-control")] + SSE_HEADERS
     if isinstance(pipe, JsonArray):
@@ -281,7 +282,25 @@ def _stream_headers(response: httpx.Response, pipe) -> list:
     return hdrs
 
 
+def scrubbed(err: ProxyError, call: Call) -> ProxyError:
+    """`err` as a client may see it: no key of the request's in its message or body."""
+    if not call.secrets:
+        return err
+    message = call.scrub(err.message)
+    raw = getattr(err, "raw", None)
+    if message == err.message and raw is None:
+        return err
+    clean = type(err).__new__(type(err))  # (copy.copy would call __init__ with the wrong arguments)
+    clean.__dict__.update(err.__dict__)
+    clean.args = (message,)
+    clean.message = message
+    if raw is not None:
+        clean.raw = call.scrub_bytes(raw)
+    return clean
+
+
 async def _end_badly(pipe, answer: Answer, err: ProxyError) -> None:
+    err = scrubbed(err, answer.call)
     answer.call.error = err.message
     tail = pipe.fail(err)
     if tail is not None:

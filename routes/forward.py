@@ -27,10 +27,10 @@ from relay.runtime import Runtime
 from relay.streams import Events, JsonArray, Raw, Translated
 from relay.transport import header
 from relay.upstream import url as upstream_url
-from relay.usage import Meter, Usage, estimate_tokens, request_chars
+from relay.usage import Meter, Usage, answer_chars, estimate_tokens, request_chars
 
 from .answer import JSON, SHUTTING_DOWN, Answer, HeadPings, Watcher, read_all, stream
-from .table import COUNT, Row
+from .table import COUNT, GENERATE, Row
 
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 _KEY_STATUSES = frozenset({401, 403})  # the channel's key is refused: rest it, try another
@@ -61,7 +61,10 @@ class Forward:
         rt.open_calls[task] = call
         watcher = None
         try:
-            caller = rt.auth.identify(find_key(headers, scope["query_string"]), dialect.family)
+            key = find_key(headers, scope["query_string"])
+            if key:
+                call.secrets.append(key)
+            caller = rt.auth.identify(key, dialect.family)
             self._describe(call, caller)
             if caller.token is not None:
                 rt.limits.admit(caller.token)
@@ -175,6 +178,8 @@ class Forward:
                 continue  # its other keys lead to the same unreachable host
             call.attempts += 1
             call.channel = channel.name
+            if attempt.key and not caller.passthrough:
+                call.secrets.append(attempt.key)
             call.upstream_model = channel.upstream_model(model)
             translation = None if channel.serves(row.dialect) else between(row.dialect, channel.dialect)
             request, drop_usage_chunk, chat = self._request(scope, attempt, caller, payload, body, model,
@@ -192,7 +197,7 @@ class Forward:
                 continue
             rt.metrics.attempt(channel.name, response.status_code)
             if response.status_code >= 400:
-                failure = await self._failure(response, attempt, translation)
+                failure = await self._failure(response, attempt, translation, call)
                 retry = response.status_code in _RETRY_STATUSES or response.status_code in _KEY_STATUSES
                 if retry and not caller.passthrough:
                     self._rest(attempt, caller)
@@ -209,10 +214,7 @@ class Forward:
                 try:
                     await stream(response, pipe, answer, rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
                 finally:
-                    call.usage = meter.usage
-                    if call.usage is None and payload is not None:
-                        call.estimated = True
-                        call.usage = _estimate(payload, meter)
+                    _meter_stream(call, meter, payload)
             finally:
                 await response.aclose()
             return
@@ -323,7 +325,7 @@ class Forward:
                 raise
         return response
 
-    async def _failure(self, response: httpx.Response, attempt: Attempt, translation) -> ProxyError:
+    async def _failure(self, response: httpx.Response, attempt: Attempt, translation, call: Call) -> ProxyError:
         raw = b""
         try:
             raw = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s, _ERROR_BODY_LIMIT)
@@ -334,7 +336,7 @@ class Forward:
         status = response.status_code
         if translation is not None and status == 529:
             status = 503  # Anthropic's "overloaded" has no name in other dialects
-        message = redact(upstream_message(raw), attempt.key)
+        message = call.scrub(upstream_message(raw))
         headers = {}
         retry_after = header(response.headers, b"retry-after")
         if retry_after is not None:
@@ -342,7 +344,7 @@ class Forward:
         passable = _error_body(raw) if translation is None else None
         return UpstreamFailure(
             status, message,
-            raw=redact(passable.decode(), attempt.key).encode() if passable is not None else None,
+            raw=call.scrub_bytes(passable) if passable is not None else None,
             family=attempt.channel.dialect.family, headers=headers,
         )
 
@@ -357,15 +359,16 @@ class Forward:
             if translation is not None:
                 return Translated(channel.dialect, dialect, meter, translation.stream(payload, chat, model))
             if not client_sse:
-                return JsonArray(dialect, meter)
+                return JsonArray(dialect, meter, call.scrub_bytes)
             expect = drop_usage_chunk or dialect.asks_usage(payload)
-            return Events(dialect, meter, drop_usage_chunk, expect)
+            return Events(dialect, meter, drop_usage_chunk, expect, call.scrub_bytes)
         if ctype.startswith("application/json") and not call.stream:
             return None
         return Raw()
 
     async def _whole(self, response: httpx.Response, translation: Translation | None, meter: Meter, model: str,
                      payload, answer: Answer) -> None:
+        call = answer.call
         data = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s)
         try:
             parsed = orjson.loads(data)
@@ -375,10 +378,14 @@ class Forward:
             meter.answer(parsed)
             if translation is not None:
                 data = orjson.dumps(self._translated_answer(translation, parsed, model, payload))
+            elif "error" in parsed:
+                data = call.scrub_bytes(data)  # an error under a 200 may quote the key it was sent
         elif translation is not None:
             raise ProxyError(502, "The upstream answered with a body that is not JSON", code="bad_upstream_answer")
-        answer.call.usage = meter.usage
-        out = JSON if translation is not None else header_rules.downstream(response.headers.raw)
+        else:
+            data = call.scrub_bytes(data)
+        _meter_answer(call, meter, payload, parsed, self.row.does == GENERATE)
+        out = JSON if translation is not None else header_rules.downstream(response.headers.raw, call.secrets)
         await answer.whole(response.status_code, out, data)
 
     def _translated_answer(self, translation: Translation, parsed: dict, model: str, payload) -> dict:
@@ -412,8 +419,31 @@ def _conversation_head(payload: dict):
     return None
 
 
-def _estimate(payload: dict, meter: Meter) -> Usage:
-    return Usage(estimate_tokens(request_chars(payload)), estimate_tokens(meter.output_chars()))
+def _meter_stream(call: Call, meter: Meter, payload) -> None:
+    """A stream's usage: the upstream's final word, else what the client was sent, estimated
+    (a cut or aborted stream: message_start's count of 1 output token is not the answer)."""
+    if meter.final:
+        call.usage = meter.usage
+        return
+    if payload is None and meter.usage is None:
+        return  # not a model's answer (a binary body): nothing to estimate
+    reported = meter.usage or Usage()
+    call.estimated = True
+    call.usage = Usage(
+        reported.input_tokens or estimate_tokens(request_chars(payload or {})),
+        max(reported.output_tokens, meter.estimate_output()),
+        reported.cached_input_tokens, reported.reasoning_tokens, reported.cache_write_tokens,
+    )
+
+
+def _meter_answer(call: Call, meter: Meter, payload, parsed, generated: bool) -> None:
+    """A whole answer's usage; a model's answer without usage that can be trusted (none, a
+    negative count, an empty or non-JSON body) is estimated from the request and the text."""
+    call.usage = meter.usage
+    if meter.usage is None and generated and isinstance(payload, dict):
+        call.estimated = True
+        text = answer_chars(parsed) if isinstance(parsed, dict) else 0
+        call.usage = Usage(estimate_tokens(request_chars(payload)), estimate_tokens(text))
 
 
 def _error_body(raw: bytes) -> bytes | None:
