@@ -91,7 +91,13 @@ class Account:
 
 
 class Store(Protocol):
-    """What both stores do, with the same semantics (see `memory.MemoryStore` for them in full)."""
+    """What both stores do, with the same semantics (see `memory.MemoryStore` for them in full).
+
+    `admit` answers or raises within `admit_timeout_s`: the store bounds it itself, since one
+    timer per call would cost more than the Redis store's whole admission (a few µs).
+    """
+
+    admit_timeout_s: float
 
     async def admit(self, ask: Ask) -> Admission: ...
 

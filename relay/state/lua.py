@@ -13,10 +13,13 @@ Keys of one token share the hash tag `{name}`: see `redis_store.TokenKeys`.
 # deprecated but still there); on 6.2 it must be asked for before a write that follows TIME.
 _PRELUDE = """
 if redis.replicate_commands then redis.replicate_commands() end
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
 local WINDOW = 60000000
 local WINDOW_MS = 61000
+local now
+local function tick()
+  local clock = redis.call('TIME')
+  now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+end
 
 -- Seconds until the oldest entry of a window leaves it.
 local function wait(key)
@@ -27,13 +30,15 @@ end
 
 -- Drops the reservations whose replica never settled them; the money still held after.
 local function lapse(acct, res, rexp, reserved)
-  if reserved ~= 0 and redis.call('EXISTS', rexp) == 0 then
-    -- the expiry index itself expired: every reservation it listed had lapsed
-    redis.call('HSET', acct, 'reserved', 0)
-    return 0
-  end
   local lapsed = redis.call('ZRANGEBYSCORE', rexp, '-inf', now)
-  if #lapsed == 0 then return reserved end
+  if #lapsed == 0 then
+    if reserved ~= 0 and redis.call('EXISTS', rexp) == 0 then
+      -- the expiry index expired whole, so every reservation it listed had lapsed
+      redis.call('HSET', acct, 'reserved', 0)
+      return 0
+    end
+    return reserved
+  end
   local freed = 0
   for _, id in ipairs(lapsed) do
     local held = redis.call('HGET', res, id)
@@ -56,10 +61,19 @@ ADMIT = _PRELUDE + """
 local acct = KEYS[1]
 local a = redis.call('HMGET', acct, 'revoked', 'bal', 'reserved')
 if a[1] == '1' then return {1, 0, false} end
+local bal = a[2]
+if not bal and ARGV[6] ~= '' then
+  bal = ARGV[6]
+  redis.call('HSET', acct, 'bal', bal)
+end
+local rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3])
+if not (rpm or tpm or bal) then return {0, 0, false} end
+tick()
 local since = now - WINDOW
 local id = ARGV[1]
-local rpm, tpm, tokens = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
-local reserved = lapse(acct, KEYS[5], KEYS[6], tonumber(a[3]) or 0)
+local tokens = tonumber(ARGV[4])
+local reserved = tonumber(a[3]) or 0
+if reserved ~= 0 or tpm then reserved = lapse(acct, KEYS[5], KEYS[6], reserved) end
 if rpm then
   redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', since)
   if redis.call('ZCARD', KEYS[2]) >= rpm then return {2, wait(KEYS[2]), false} end
@@ -78,11 +92,6 @@ if tpm then
     if #old > 0 then redis.call('SET', KEYS[4], string.format('%d', sum), 'PX', WINDOW_MS) end
     return {3, wait(KEYS[3]), false}
   end
-end
-local bal = a[2]
-if not bal and ARGV[6] ~= '' then
-  bal = ARGV[6]
-  redis.call('HSET', acct, 'bal', bal)
 end
 local held = 0
 if bal then
@@ -114,6 +123,7 @@ return {0, 0, false}
 
 # KEYS: ip_window   ARGV: request_id ip_rpm   -> as ADMIT, code 5 for a refusal
 ADMIT_IP = _PRELUDE + """
+tick()
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - WINDOW)
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return {5, wait(KEYS[1]), false} end
 redis.call('ZADD', KEYS[1], now, ARGV[1])
@@ -121,15 +131,11 @@ redis.call('PEXPIRE', KEYS[1], WINDOW_MS)
 return {0, 0, false}
 """
 
-# KEYS: acct tpm tpm_sum res rexp settled day
-# ARGV: request_id billed_nano tokens settled_ttl_us day_ttl_s   -> 1 applied, 0 a repeat
+# KEYS: acct tpm tpm_sum res rexp settled_mark day
+# ARGV: request_id billed_nano tokens settled_ttl_ms day_ttl_s   -> 1 applied, 0 a repeat
 SETTLE = _PRELUDE + """
+if not redis.call('SET', KEYS[6], 1, 'NX', 'PX', ARGV[4]) then return 0 end
 local id = ARGV[1]
-local keep = tonumber(ARGV[4])
-redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - keep)
-if redis.call('ZSCORE', KEYS[6], id) then return 0 end
-redis.call('ZADD', KEYS[6], now, id)
-redis.call('PEXPIRE', KEYS[6], math.ceil(keep / 1000))
 local held = redis.call('HGET', KEYS[4], id)
 if held then
   local money, tok = string.match(held, '^(%-?%d+) (%-?%d+)$')
@@ -138,6 +144,7 @@ if held then
   if tonumber(money) ~= 0 then redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(money)) end
   if tonumber(tok) >= 0 then
     -- the estimate leaves the tpm window, the true count enters it now
+    tick()
     local sum = tonumber(redis.call('GET', KEYS[3]) or '0')
     if redis.call('ZREM', KEYS[2], id .. '|' .. tok) == 1 then sum = sum - tonumber(tok) end
     if redis.call('EXISTS', KEYS[2]) == 0 then sum = 0 end
@@ -150,8 +157,7 @@ local billed = tonumber(ARGV[2])
 if redis.call('HEXISTS', KEYS[1], 'bal') == 1 then redis.call('HINCRBY', KEYS[1], 'bal', -billed) end
 redis.call('HINCRBY', KEYS[1], 'spent', billed)
 redis.call('HINCRBY', KEYS[7], 'usd', billed)
-redis.call('HINCRBY', KEYS[7], 'n', 1)
-redis.call('EXPIRE', KEYS[7], ARGV[5])
+if redis.call('HINCRBY', KEYS[7], 'n', 1) == 1 then redis.call('EXPIRE', KEYS[7], ARGV[5]) end
 return 1
 """
 
@@ -159,6 +165,7 @@ return 1
 #    {balance nano or nil, reserved, spent, revoked (0/1), day's nano-USD, day's requests}
 ACCOUNT = _PRELUDE + """
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+tick()
 local a = redis.call('HMGET', KEYS[1], 'bal', 'reserved', 'spent', 'revoked')
 local reserved = lapse(KEYS[1], KEYS[2], KEYS[3], tonumber(a[2]) or 0)
 local d = redis.call('HMGET', KEYS[4], 'usd', 'n')
@@ -175,6 +182,7 @@ return 1
 
 # KEYS: health   -> {key_id, until, ...} of the keys still resting; the others are removed
 RESTING = _PRELUDE + """
+tick()
 local seconds = now / 1000000
 local all = redis.call('HGETALL', KEYS[1])
 local out = {}

@@ -12,8 +12,8 @@ Semantics, shared by both stores:
   Refused when the window's sum is at or over `tpm`, or when the estimate would take a non-zero
   sum over it: a single request larger than `tpm` passes when the window is empty, or a large
   prompt could never pass. `retry_after` is the time until the oldest entry leaves the window.
-- Balance: opened by the first admission that brings `opening_usd` (never again, even once spent
-  to 0), by `set_balance` or by `credit`. An admission reserves `usd` and is refused when `usd`
+- Balance: opened by the first admission that brings `opening_usd`, refused or not (never again,
+  even once spent to 0), by `set_balance` or by `credit`. An admission reserves `usd` and is refused when `usd`
   exceeds the balance less the open reservations (so a token in debt is refused even for an
   unpriced model); a token without a balance is never refused for money. A reservation that is
   not settled within `reservation_ttl_s` (its replica died) is dropped at the next admission.
@@ -77,6 +77,7 @@ class MemoryStore:
         settled_ttl_s: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.admit_timeout_s = 0.0  # nothing here waits
         self.reservation_ttl_s = reservation_ttl_s
         self.settled_ttl_s = settled_ttl_s
         self._clock = clock
@@ -101,6 +102,8 @@ class MemoryStore:
         t = self._token(ask.token)
         if t.revoked:
             return _REVOKED
+        if t.balance is None and ask.opening_usd is not None:
+            t.balance, t.known = to_nano(ask.opening_usd), True
         now = self._clock()
         since = now - WINDOW_S
         self._expire_reservations(t, now)
@@ -120,8 +123,6 @@ class MemoryStore:
             total = t.tpm_sum
             if total >= ask.tpm or (total > 0 and total + ask.tokens > ask.tpm):
                 return Admission(False, "tpm", _retry_after(entries[0][0], now) if entries else 1)
-        if t.balance is None and ask.opening_usd is not None:
-            t.balance, t.known = to_nano(ask.opening_usd), True
         held = to_nano(ask.usd) if t.balance is not None else 0
         if t.balance is not None and held > t.balance - t.reserved:
             return Admission(False, "balance", 0, to_usd(t.balance - t.reserved))
@@ -211,8 +212,11 @@ class MemoryStore:
     async def settle(self, entries: list[Settlement]) -> None:
         self.settle_now(entries)
 
-    async def rest_key(self, key_id: str, until: float) -> None:
+    def rest_key_now(self, key_id: str, until: float) -> None:
         self._resting[key_id] = max(until, self._resting.get(key_id, 0.0))
+
+    async def rest_key(self, key_id: str, until: float) -> None:
+        self.rest_key_now(key_id, until)
 
     async def resting_keys(self) -> dict[str, float]:
         now = self._clock()
