@@ -309,15 +309,20 @@ class Fleet:
                 except Exception:
                     self._failed()
                     self._to_journal(batch)
+                except asyncio.CancelledError:
+                    self._to_journal(batch)  # perhaps written already: a replay is skipped then
+                    raise
         if self._unwritten and self.healthy:
             rests, self._unwritten = self._unwritten, {}
             try:
                 async with asyncio.timeout(self._write_timeout_s):
                     for key_id, until in rests.items():
                         await self.store.rest_key(key_id, until)
-            except Exception:
-                self._failed()
+            except BaseException as exc:
                 self._unwritten = {**rests, **self._unwritten}
+                if not isinstance(exc, Exception):
+                    raise
+                self._failed()
 
     async def _refresher(self) -> None:
         while True:

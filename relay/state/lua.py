@@ -28,17 +28,12 @@ local function wait(key)
   return math.max(1, math.ceil((tonumber(oldest[2]) + WINDOW - now) / 1000000))
 end
 
--- Drops the reservations whose replica never settled them; the money still held after.
+-- Drops the reservations whose replica never settled them; the money still held after. The
+-- reservation keys carry no TTL (that could free money behind the balance's back): settled
+-- ones empty them, lapsed ones are dropped here.
 local function lapse(acct, res, rexp, reserved)
   local lapsed = redis.call('ZRANGEBYSCORE', rexp, '-inf', now)
-  if #lapsed == 0 then
-    if reserved ~= 0 and redis.call('EXISTS', rexp) == 0 then
-      -- the expiry index expired whole, so every reservation it listed had lapsed
-      redis.call('HSET', acct, 'reserved', 0)
-      return 0
-    end
-    return reserved
-  end
+  if #lapsed == 0 then return reserved end
   local freed = 0
   for _, id in ipairs(lapsed) do
     local held = redis.call('HGET', res, id)
@@ -112,9 +107,6 @@ if held > 0 or tpm then
   local ttl = tonumber(ARGV[7])
   redis.call('HSET', KEYS[5], id, string.format('%d %s', held, tpm and ARGV[4] or '-1'))
   redis.call('ZADD', KEYS[6], now + ttl, id)
-  local keep = math.ceil(ttl / 1000) + WINDOW_MS
-  redis.call('PEXPIRE', KEYS[5], keep)
-  redis.call('PEXPIRE', KEYS[6], keep)
   if held > 0 then reserved = redis.call('HINCRBY', acct, 'reserved', held) end
 end
 if bal then return {0, 0, bal - reserved} end
