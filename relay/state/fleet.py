@@ -32,6 +32,8 @@ _REMEMBERED = 100_000  # tokens whose last known balance is kept
 
 
 class Fleet:
+    """One per process, made at start-up around the configured store; see the module's doc."""
+
     def __init__(
         self,
         store: Store,

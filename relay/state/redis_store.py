@@ -167,10 +167,11 @@ def _raise_errors(replies: list[Any]) -> list[Any]:
 class RedisStore:
     """The `Store` on a Redis-protocol server; see `memory.MemoryStore` for the semantics.
 
-    `timeout_s` bounds each round trip but admissions', which `admit_timeout_s` bounds;
-    `reservation_ttl_s` frees the money of reservations never settled; settled request
-    ids are remembered `settled_ttl_s`, a key each (about 100 bytes of server memory per
-    request: ~360 MB for 1,000 requests a second over the default hour).
+    `timeout_s` bounds every round trip but admissions, which `admit_timeout_s` bounds;
+    `reservation_ttl_s` frees the money of reservations never settled. Settled request ids are
+    remembered `settled_ttl_s`, a key each: about 170 bytes of server memory per request with
+    a 40-character id (measured on Redis 7.0), so 60 MB at 100 requests a second over the
+    default hour, 600 MB at 1,000.
     """
 
     def __init__(
