@@ -205,11 +205,12 @@ def test_reservations_that_are_never_settled_expire(make_store):
     async def body(store):
         first = await store.admit(Ask("r1", "alice", usd=0.02, opening_usd=0.02))
         held = await store.admit(Ask("r2", "alice", usd=0.01))
-        await asyncio.sleep(0.5)  # the reservation's time passing: nothing to await
+        await asyncio.sleep(1.2)  # the reservation's time passing: nothing to await
         freed = await store.admit(Ask("r3", "alice", usd=0.01))
         return first, held, freed, await store.account("alice", DAY)
 
-    first, held, freed, account = run(make_store, body, reservation_ttl_s=0.3)
+    # A second is long enough for the first two admissions even on a busy machine.
+    first, held, freed, account = run(make_store, body, reservation_ttl_s=1.0)
     assert first.ok and (held.ok, held.reason) == (False, "balance")
     assert freed.ok and freed.balance_usd == pytest.approx(0.01)
     assert account.reserved_usd == pytest.approx(0.01) and account.balance_usd == pytest.approx(0.02)
@@ -257,10 +258,10 @@ def test_account_is_none_for_names_the_store_never_heard_of(make_store):
 
 def test_stored_responses_are_scoped_to_their_token_and_expire(make_store):
     async def body(store):
-        await store.put_response("alice", "resp_1", b'{"id": "resp_1"}', ttl_s=0.3)
+        await store.put_response("alice", "resp_1", b'{"id": "resp_1"}', ttl_s=1.0)
         await store.put_response("alice", "resp_2", b"kept", ttl_s=30)
         mine, theirs = await store.get_response("alice", "resp_1"), await store.get_response("bob", "resp_1")
-        await asyncio.sleep(0.5)  # the answer's time passing: nothing to await
+        await asyncio.sleep(1.2)  # the answer's time passing: nothing to await
         return mine, theirs, await store.get_response("alice", "resp_1"), await store.get_response("alice", "resp_2")
 
     assert run(make_store, body) == (b'{"id": "resp_1"}', None, None, b"kept")
@@ -269,11 +270,11 @@ def test_stored_responses_are_scoped_to_their_token_and_expire(make_store):
 def test_key_health_rest_and_resting(make_store):
     async def body(store):
         now = time.time()
-        await store.rest_key("openai-1#0", now + 0.3)
+        await store.rest_key("openai-1#0", now + 1.0)
         await store.rest_key("openai-1#1", now + 30)
         await store.rest_key("openai-1#1", now + 5)  # an earlier end does not shorten a rest
         both = await store.resting_keys()
-        await asyncio.sleep(0.5)  # the rest's time passing: nothing to await
+        await asyncio.sleep(1.2)  # the rest's time passing: nothing to await
         return both, await store.resting_keys(), now
 
     both, later, now = run(make_store, body)
