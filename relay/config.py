@@ -89,6 +89,7 @@ class Token:
     expires: float | None = None  # Unix seconds
     rpm: int | None = None
     tpm: int | None = None
+    balance_usd: float | None = None  # the opening credit (SPEC §7); None: no balance limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,7 +386,8 @@ class _Reader:
         return groups
 
     def token(self, t: dict, w: str, proxy: Proxy, groups: dict[str, Group]) -> Token | None:
-        self.known(t, w, {"name", "key", "key_sha256", "group", "models", "expires", "rpm", "tpm"})
+        self.known(t, w, {"name", "key", "key_sha256", "group", "models", "expires", "rpm", "tpm",
+                         "balance_usd"})
         name = self.string(t, "name", w)
         group = self.string(t, "group", w, "default")
         if group not in groups:
@@ -407,6 +409,7 @@ class _Reader:
                 raise self.fail(f"{w}.key_sha256", "must be 64 hex digits")
             digest = bytes.fromhex(hexdigest)
         models = self.strings(t, "models", w, None, allow_empty=False) if t.get("models") is not None else None
+        balance = self.number(t, "balance_usd", w, None)
         return Token(
             name=name,
             digest=digest,
@@ -415,6 +418,7 @@ class _Reader:
             expires=self.instant(t.get("expires"), f"{w}.expires"),
             rpm=self.number(t, "rpm", w, None, integer=True, positive=True),
             tpm=self.number(t, "tpm", w, None, integer=True, positive=True),
+            balance_usd=float(balance) if balance is not None else None,
         )
 
     def instant(self, value: Any, where: str) -> float | None:
