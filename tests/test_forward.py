@@ -257,3 +257,23 @@ def test_image_streams_end_with_their_completed_event():
     pipe.feed(b'event: image_generation.completed\ndata: {"type":"image_generation.completed",'
               b'"usage":{"input_tokens":5,"output_tokens":9}}\n\n')
     assert pipe.end() == b"" and pipe.complete and pipe.meter.usage.output_tokens == 9
+
+
+def test_two_model_keys_are_refused_before_anything_goes_upstream(harness):
+    route = harness.router.post(url__startswith="https://").mock(return_value=httpx.Response(200, json={}))
+
+    async def post(path: str, body: bytes, **headers) -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(harness.app), base_url="http://proxy") as client:
+            return await client.post(path, content=body, headers={"authorization": "Bearer sk-ax-alice", **headers})
+
+    openai = run(post("/v1/chat/completions", b'{"model":"gpt-4o","messages":[],"model":"gpt-failover"}'))
+    assert openai.status_code == 400 and openai.json()["error"]["param"] == "model"
+    anthropic = run(post("/v1/messages", b'{"model":"claude-x","max_tokens":5,"messages":[],"mod\\u0065l":"x"}'))
+    assert anthropic.status_code == 400 and anthropic.json()["type"] == "error"
+    assert "'model' is given more than once" in anthropic.json()["error"]["message"]
+    form = (b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\n\r\nxx\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-2\r\n--b--\r\n')
+    audio = run(post("/v1/audio/transcriptions", form, **{"content-type": "multipart/form-data; boundary=b"}))
+    assert audio.status_code == 400 and "Form field 'model' is given more than once" in audio.json()["error"]["message"]
+    assert route.call_count == 0
