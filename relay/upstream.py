@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import atexit
 from typing import AsyncIterator, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 import httpx
 from cachetools import LRUCache
 
 from .alarms import Alarms
 from .config import Channel, Proxy
+from .headers import carries_token
 from .transport import AiohttpTransport, UpstreamClient, headers_from
 
 # Azure serves these per deployment: /openai/deployments/{deployment}/{endpoint}
@@ -135,13 +136,14 @@ class _Lookahead:
     read_unmapped = read  # its errors are httpx's already
 
 
-def url(channel: Channel, endpoint: str, model: str, query: bytes, relay: bool) -> str:
+def url(channel: Channel, endpoint: str, model: str, query: bytes, relay: bool, token_prefix: bytes = b"") -> str:
     """Where `endpoint` (a route row's upstream endpoint) of `model` lives on `channel`.
 
     `model` is the upstream's name for it; it is quoted so it can never add a path segment.
+    The client's query goes on without `key=` (a relayed request's key is its proxy token) and
+    without any parameter that holds a proxy token, however it is encoded.
     """
-    if relay and b"key=" in query:  # the client's proxy token must not travel on
-        query = b"&".join(p for p in query.split(b"&") if not p.startswith(b"key="))
+    query = forwarded_query(query, relay, token_prefix)
     kind, base = channel.type, channel.base_url
     if kind == "gemini":
         target = f"{base}/v1beta/models/{quote(model, safe='')}:{endpoint}"
@@ -157,3 +159,19 @@ def url(channel: Channel, endpoint: str, model: str, query: bytes, relay: bool) 
     else:
         target = f"{base}/{endpoint}"
     return f"{target}?{query.decode('latin-1')}" if query else target
+
+
+def forwarded_query(query: bytes, relay: bool, token_prefix: bytes) -> bytes:
+    """The client's query string as it may go upstream: without `key=` when `relay`, and without
+    any parameter that holds a proxy token (`token_prefix`), also percent-encoded."""
+    if not query or not ((relay and b"key=" in query) or (token_prefix and (token_prefix in query or b"%" in query))):
+        return query
+    kept = []
+    for part in query.split(b"&"):
+        if relay and part.startswith(b"key="):
+            continue
+        value = part.partition(b"=")[2]
+        if token_prefix and carries_token(unquote_to_bytes(value.replace(b"+", b" ")), token_prefix):
+            continue
+        kept.append(part)
+    return b"&".join(kept)

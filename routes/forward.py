@@ -45,6 +45,7 @@ class Forward:
         self.row = row
         self.rt = rt
         self.proxy = rt.config.proxy
+        self.token_prefix = self.proxy.token_prefix.encode()
 
     def dialect_of(self, headers: dict[str, str], query: bytes = b"") -> str:
         return self.row.dialect
@@ -291,8 +292,8 @@ class Forward:
                 content = bodies.replace_form_model(body, _content_type(scope), upstream_model)
             if endpoint == "streamGenerateContent" and b"alt=sse" not in query:
                 query = query + b"&alt=sse" if query else b"alt=sse"
-        target = upstream_url(channel, endpoint, upstream_model, query, relay)
-        hdrs = header_rules.upstream(scope["headers"], channel, attempt.key if relay else None)
+        target = upstream_url(channel, endpoint, upstream_model, query, relay, self.token_prefix)
+        hdrs = header_rules.upstream(scope["headers"], channel, attempt.key if relay else None, self.token_prefix)
         if translation is not None:
             hdrs = [(n, v) for n, v in hdrs if n != b"content-type"] + JSON
         return self.rt.upstream.request(row.method, target, hdrs, content), drop_usage_chunk

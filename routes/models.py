@@ -15,6 +15,7 @@ from relay import headers as header_rules, translate
 from relay.auth import Caller
 from relay.errors import ProxyError
 from relay.streams import Raw
+from relay.upstream import forwarded_query
 
 from .answer import JSON, Answer, stream
 from .forward import Forward, unreachable
@@ -71,9 +72,12 @@ class Models(Forward):
             raise ProxyError(401, f"No-login passthrough is off for {dialect} requests")
         path = {"openai": "/models", "anthropic": "/v1/models", "gemini": "/v1beta/models"}[dialect]
         target = channel.base_url + path + (f"/{quote(model, safe='')}" if model else "")
-        if scope["query_string"]:
-            target += "?" + scope["query_string"].decode("latin-1")
-        request = self.rt.upstream.request("GET", target, header_rules.upstream(scope["headers"], channel, None), b"")
+        prefix = self.proxy.token_prefix.encode()
+        query = forwarded_query(scope["query_string"], False, prefix)
+        if query:
+            target += "?" + query.decode("latin-1")
+        hdrs = header_rules.upstream(scope["headers"], channel, None, prefix)
+        request = self.rt.upstream.request("GET", target, hdrs, b"")
         try:
             response = await self.rt.upstream.send(request)
         except (httpx.TransportError, TimeoutError) as exc:

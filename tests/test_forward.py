@@ -277,3 +277,54 @@ def test_two_model_keys_are_refused_before_anything_goes_upstream(harness):
     audio = run(post("/v1/audio/transcriptions", form, **{"content-type": "multipart/form-data; boundary=b"}))
     assert audio.status_code == 400 and "Form field 'model' is given more than once" in audio.json()["error"]["message"]
     assert route.call_count == 0
+
+
+def test_no_proxy_token_reaches_a_passthrough_upstream(harness):
+    """A provider key brought by the client, and beside it a proxy token anywhere (issue #16, 10)."""
+    oai = harness.router.post(url__startswith="https://api.openai.test/v1/chat/completions").mock(
+        return_value=httpx.Response(200, json={"choices": []}))
+    gem = harness.router.post(url__startswith="https://gemini.test/v1beta/models/g:generateContent").mock(
+        return_value=httpx.Response(200, json={"candidates": []}))
+    smuggled = {"x-api-key": "sk-ax-alice", "x-goog-api-key": "sk-ax-alice", "api-key": "sk-ax-alice",
+                "x-note": "token=sk-ax-alice", "x-other": "Bearer sk-ax-alice, sk-ax-bob"}
+    response = run(harness.post("/v1/chat/completions?key=sk-ax-alice&api_key=sk%2Dax%2Dalice&keep=1",
+                                {"model": "gpt-4o", "messages": []}, key="sk-proj-own", **smuggled))
+    assert response.status_code == 200
+    sent = oai.calls.last.request
+    assert sent.headers["authorization"] == "Bearer sk-proj-own"
+    assert not [v for v in sent.headers.values() if "sk-ax-" in v], sent.headers
+    assert sent.url.query == b"keep=1"
+
+    async def gemini() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(harness.app), base_url="http://proxy") as client:
+            return await client.post("/v1beta/models/g:generateContent?key=AIza-own&token=sk-ax-alice",
+                                     json={"contents": []}, headers={"x-note": "sk-ax-alice"})
+
+    assert run(gemini()).status_code == 200
+    sent = gem.calls.last.request
+    assert sent.url.query == b"key=AIza-own" and "x-note" not in sent.headers
+
+
+def test_a_proxy_token_in_another_header_does_not_reach_the_channel_either(harness):
+    route = harness.router.post("https://oa.test/v1/chat/completions").mock(
+        return_value=httpx.Response(200, json={"choices": []}))
+    run(harness.post("/v1/chat/completions?x=sk-ax-alice", {"model": "gpt-4o", "messages": []},
+                     **{"x-note": "sk-ax-alice", "x-own-sk-ax-thing": "fine-sk-ax-in-a-word"}))
+    sent = route.calls.last.request
+    assert sent.headers["authorization"] == "Bearer oa-1" and "x-note" not in sent.headers
+    assert sent.headers["x-own-sk-ax-thing"] == "fine-sk-ax-in-a-word"  # not a token: it does not start one
+    assert b"sk-ax" not in sent.url.query
+
+
+def test_no_proxy_token_reaches_a_passthrough_model_list(harness):
+    route = harness.router.get(url__startswith="https://gemini.test/v1beta/models").mock(
+        return_value=httpx.Response(200, json={"models": []}))
+
+    async def models() -> httpx.Response:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(harness.app), base_url="http://proxy") as client:
+            return await client.get("/v1beta/models?key=AIza-own&pageSize=5&t=sk-ax-alice",
+                                    headers={"x-note": "Bearer sk-ax-alice"})
+
+    assert run(models()).status_code == 200
+    sent = route.calls.last.request
+    assert sent.url.query == b"key=AIza-own&pageSize=5" and "x-note" not in sent.headers
