@@ -133,6 +133,14 @@ class UsageSink:
 
 
 @dataclass(frozen=True, slots=True)
+class Admin:
+    """`[admin]`: bearer keys for the operator's endpoints; None where unset (SPEC §9, §11)."""
+
+    key: str | None = None
+    metrics_key: str | None = None  # for a Prometheus scraper, which needs nothing else
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: str
     proxy: Proxy
@@ -144,6 +152,7 @@ class Config:
     revoked: frozenset[str]
     usage: UsageSink
     warnings: tuple[str, ...] = ()
+    admin: Admin = Admin()
 
     def price(self, model: str) -> Price | None:
         found = self.prices.get(model)
@@ -295,7 +304,7 @@ class _Reader:
 
     def config(self, data: dict) -> Config:
         self.known(data, "", {"proxy", "passthrough", "groups", "tokens", "channels", "prices",
-                              "revoked", "usage"})
+                              "revoked", "usage", "admin"})
         proxy = self.proxy(self.table(data, "proxy"))
         passthrough = self.passthrough(self.table(data, "passthrough"))
         groups = self.groups(self.table(data, "groups"))
@@ -327,6 +336,7 @@ class _Reader:
             revoked=revoked,
             usage=self.usage(self.table(data, "usage")),
             warnings=tuple(self.warnings),
+            admin=self.admin(self.table(data, "admin")),
         )
 
     def proxy(self, t: dict) -> Proxy:
@@ -366,6 +376,18 @@ class _Reader:
             drain_s=self.number(t, "drain_s", w, d.drain_s),
             sticky=self.boolean(t, "sticky", w, d.sticky),
         )
+
+    def admin(self, t: dict) -> Admin:
+        self.known(t, "admin", {"key", "metrics_key"})
+        keys = {}
+        for name in ("key", "metrics_key"):
+            if t.get(name) == "":
+                raise self.fail(f"admin.{name}", "must not be empty")
+            try:  # like signing_secret: an unset variable means no key, not an error
+                keys[name] = self.string(t, name, "admin", None, required_var=False) or None
+            except _Unset:
+                keys[name] = None
+        return Admin(key=keys["key"], metrics_key=keys["metrics_key"])
 
     def passthrough(self, t: dict) -> dict[str, str]:
         self.known(t, "passthrough", set(DIALECTS))
