@@ -7,8 +7,12 @@ reach anyone.
 
 from __future__ import annotations
 
+import errno
 import re
+import socket
+import ssl
 
+import httpx
 import orjson
 
 # status -> (OpenAI `type`, Anthropic `error.type`, Gemini `status`)
@@ -154,6 +158,44 @@ def upstream_message(raw: bytes) -> str:
         if isinstance(error, str):
             return error
     return raw[:500].decode("utf-8", "replace")
+
+
+def unreachable(exc: BaseException, dialect: str) -> ProxyError:
+    """The client's error for an upstream that sent no answer head: 504 for timeouts, 502 for
+    the rest. It says which dialect's upstream failed and how, never the channel's name or
+    address (the caller logs those)."""
+    if isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout)):
+        return ProxyError(504, f"The {dialect} upstream timed out while connecting", code="upstream_timeout")
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        return ProxyError(504, f"The {dialect} upstream timed out before answering", code="upstream_timeout")
+    return ProxyError(502, f"The {dialect} upstream could not be reached ({_how(exc)})", code="upstream_unreachable")
+
+
+_ERRNOS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "no route to its host",
+    errno.ENETUNREACH: "no route to its host",
+}
+
+
+def _how(exc: BaseException) -> str:
+    """What went wrong, in words that name no host: from the OS error under the transport's."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        cause = getattr(seen, "os_error", None) or getattr(seen, "certificate_error", None) or seen
+        if isinstance(cause, socket.gaierror):
+            return "its host name did not resolve"
+        if isinstance(cause, ssl.SSLError) or isinstance(seen, ssl.SSLError):
+            return "TLS handshake failed"
+        if isinstance(cause, OSError) and cause.errno in _ERRNOS:
+            return _ERRNOS[cause.errno]
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the connection closed before an answer"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused" if "refused" in str(exc).lower() else "connection failed"
+    return "network error"
 
 
 class UpstreamFailure(ProxyError):

@@ -14,7 +14,7 @@ import hashlib
 import httpx
 import orjson
 
-from relay import bodies, headers as header_rules, translate
+from relay import bodies, errors, headers as header_rules, translate
 from relay.auth import Caller, check_model, find_key
 from relay.config import Channel
 from relay.edge import client_ip, header_map
@@ -27,7 +27,7 @@ from relay.transport import header
 from relay.upstream import url as upstream_url
 from relay.usage import Meter, Usage, estimate_tokens, request_chars
 
-from .answer import JSON, SHUTTING_DOWN, Answer, HeadPings, Watcher, read_all, stream
+from .answer import JSON, SHUTTING_DOWN, Answer, HeadPings, Watcher, log, read_all, stream
 from .table import Row
 
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
@@ -187,7 +187,7 @@ class Forward:
                 else:
                     response = await rt.upstream.send(request)
             except (httpx.TransportError, TimeoutError) as exc:
-                failure = unreachable(exc, channel, attempt.key)
+                failure = unreachable(exc, channel, attempt.key, call.request_id)
                 self._rest(attempt, caller)
                 rt.metrics.attempt(channel.name, None)
                 unreachable_channels.add(channel.name)
@@ -381,12 +381,12 @@ def _too_large(limit: int) -> ProxyError:
                       code="request_too_large")
 
 
-def unreachable(exc: Exception, channel: Channel, key: str) -> ProxyError:
-    """A request that got no answer head at all: 504 for timeouts, 502 for the rest."""
-    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
-        return ProxyError(504, f"Upstream '{channel.name}' timed out before answering", code="upstream_timeout")
-    reason = redact(str(exc) or type(exc).__name__, key)
-    return ProxyError(502, f"Upstream '{channel.name}' unreachable: {reason}", code="upstream_unreachable")
+def unreachable(exc: Exception, channel: Channel, key: str, request_id: str = "") -> ProxyError:
+    """A request that got no answer head at all: the details (channel, the error with its host)
+    go to the log, the client learns only which dialect's upstream failed and how."""
+    log.warning("request %s: channel %r (%s) gave no answer: %s", request_id, channel.name, channel.type,
+                redact(f"{type(exc).__name__}: {exc}", key))
+    return errors.unreachable(exc, channel.dialect)
 
 
 def _conversation_head(payload: dict):

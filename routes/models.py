@@ -81,7 +81,7 @@ class Models(Forward):
         try:
             response = await self.rt.upstream.send(request)
         except (httpx.TransportError, TimeoutError) as exc:
-            raise unreachable(exc, channel, "") from None
+            raise unreachable(exc, channel, "", answer.call.request_id) from None
         try:
             await stream(response, Raw(), answer, self.rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
         finally:

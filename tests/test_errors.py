@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
+import ssl
 import timeit
 
+import httpx
 import pytest
 
-from relay.errors import redact
+from relay.errors import redact, unreachable
 
 CHANNEL = "sk-proj-AbCdEfGh1234567890wxyz"
 OWN = "abcd1234efgh5678ijkl9012wxyz"  # a passthrough client's key of no known shape
@@ -65,3 +68,32 @@ def test_short_texts_are_fast():
     text = "Incorrect API key provided: abcd****wxyz. You can find your API key at https://platform.openai.com."
     per_call = min(timeit.repeat(lambda: redact(text, CHANNEL, OWN, TOKEN), number=2000, repeat=3)) / 2000
     assert per_call < 50e-6, per_call  # a few microseconds on a laptop; generous for a busy CI
+
+
+def _raised_from(exc: BaseException, cause: BaseException) -> BaseException:
+    try:
+        raise exc from cause
+    except BaseException as raised:
+        return raised
+
+
+@pytest.mark.parametrize("exc, status, message", [
+    (_raised_from(httpx.ConnectError("Cannot connect to host 10.0.0.7:8443 ssl:default"),
+                  ConnectionRefusedError(111, "Connect call failed ('10.0.0.7', 8443)")),
+     502, "The anthropic upstream could not be reached (connection refused)"),
+    (_raised_from(httpx.ConnectError("Cannot connect to host llm.internal:443"),
+                  socket.gaierror(-2, "Name or service not known")),
+     502, "The anthropic upstream could not be reached (its host name did not resolve)"),
+    (_raised_from(httpx.ConnectError("Cannot connect to host llm.internal:443"), ssl.SSLError(1, "bad cert")),
+     502, "The anthropic upstream could not be reached (TLS handshake failed)"),
+    (httpx.RemoteProtocolError("Server disconnected"),
+     502, "The anthropic upstream could not be reached (the connection closed before an answer)"),
+    (httpx.ConnectError("refused"), 502, "The anthropic upstream could not be reached (connection refused)"),
+    (httpx.NetworkError("something at 10.0.0.7"), 502, "The anthropic upstream could not be reached (network error)"),
+    (httpx.ConnectTimeout("10.0.0.7:443"), 504, "The anthropic upstream timed out while connecting"),
+    (TimeoutError(), 504, "The anthropic upstream timed out before answering"),
+    (httpx.ReadTimeout("x"), 504, "The anthropic upstream timed out before answering"),
+])
+def test_unreachable_says_which_dialect_and_how_but_not_where(exc, status, message):
+    err = unreachable(exc, "anthropic")
+    assert (err.status, err.message) == (status, message)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import io
 import json
 
@@ -205,7 +206,8 @@ def test_network_error_is_502_in_dialect(harness):
     harness.router.post("https://ant.test/v1/messages").mock(side_effect=httpx.ConnectError("refused"))
     response = run(harness.post("/v1/messages", {"model": "claude-x", "max_tokens": 5, "messages": []}))
     assert response.status_code == 502
-    assert response.json()["type"] == "error" and "unreachable" in response.json()["error"]["message"]
+    assert response.json()["type"] == "error"
+    assert response.json()["error"]["message"] == "The anthropic upstream could not be reached (connection refused)"
 
 
 def test_no_cookie_jar_on_the_upstream_client():
@@ -328,3 +330,71 @@ def test_no_proxy_token_reaches_a_passthrough_model_list(harness):
     assert run(models()).status_code == 200
     sent = route.calls.last.request
     assert sent.url.query == b"key=AIza-own&pageSize=5" and "x-note" not in sent.headers
+
+
+def test_unreachable_and_silent_upstreams_are_named_by_dialect_only(caplog):
+    """Real sockets through the real transport: a closed port and a listener that never answers."""
+
+    usage = io.BytesIO()
+
+    async def scenario():
+        closed = socket.socket()
+        closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+        closed.close()
+        held: list[asyncio.StreamWriter] = []
+
+        async def hold(reader, writer) -> None:  # reads the request, never answers
+            held.append(writer)
+
+        silent = await asyncio.start_server(hold, "127.0.0.1", 0)
+        silent_port = silent.sockets[0].getsockname()[1]
+        config = parse(f"""
+[proxy]
+first_byte_timeout_s = 0.3
+[groups.default]
+multiplier = 1
+[[tokens]]
+name = "alice"
+key = "sk-ax-alice"
+[[channels]]
+name = "secret-backend-eu"
+type = "anthropic"
+base_url = "http://127.0.0.1:{dead_port}"
+keys = ["ant-key-123456789"]
+models = ["claude-x"]
+[[channels]]
+name = "quiet-backend-us"
+type = "gemini"
+base_url = "http://127.0.0.1:{silent_port}"
+keys = ["gem-key-123456789"]
+models = ["gemini-x"]
+""")
+        app = build_app(config, usage_out=usage)
+        try:
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://proxy",
+                                         headers={"authorization": "Bearer sk-ax-alice"}, timeout=10) as client:
+                refused = await client.post("/v1/messages", json={"model": "claude-x", "max_tokens": 5, "messages": []})
+                silence = await client.post("/v1beta/models/gemini-x:generateContent", json={"contents": []})
+        finally:
+            await app.runtime.aclose()
+            silent.close()
+            for writer in held:
+                writer.close()
+        app.runtime.usage_log.flush()
+        records = [json.loads(line) for line in usage.getvalue().splitlines()]
+        return refused, silence, records, dead_port, silent_port
+
+    with caplog.at_level("WARNING", logger="uvicorn.error"):
+        refused, silence, records, dead_port, silent_port = run(scenario())
+    assert refused.status_code == 502
+    assert refused.json()["error"]["message"] == "The anthropic upstream could not be reached (connection refused)"
+    assert silence.status_code == 504
+    assert silence.json()["error"]["message"] == "The gemini upstream timed out before answering"
+    for response in (refused, silence):
+        assert "backend" not in response.text and "127.0.0.1" not in response.text
+    logged = caplog.text
+    assert "secret-backend-eu" in logged and f"127.0.0.1:{dead_port}" in logged and "quiet-backend-us" in logged
+    assert "key-123456789" not in logged
+    assert [r["error"] for r in records] == [refused.json()["error"]["message"], silence.json()["error"]["message"]]
+    assert not any("key-123456789" in json.dumps(r) for r in records)
