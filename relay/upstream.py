@@ -17,6 +17,7 @@ from cachetools import LRUCache
 from .alarms import Alarms
 from .config import Channel, Proxy
 from .headers import carries_token
+from .inflate import decoded
 from .transport import AiohttpTransport, UpstreamClient, headers_from
 
 # Azure serves these per deployment: /openai/deployments/{deployment}/{endpoint}
@@ -104,15 +105,21 @@ class Upstream:
         if self._client is None:
             self.client  # noqa: B018 (a host without lifespan events: made on first use)
         with self._alarms.deadline(self._proxy.first_byte_timeout_s):
-            return await self._transport.handle_async_request(request)
+            response = await self._transport.handle_async_request(request)
+        # compressed although `accept-encoding: identity` was sent: text and JSON are decoded
+        return decoded(response, reader) or response
 
 
 def reader(response: httpx.Response) -> Reader:
     chunks = response.extensions.get("chunks")
     if chunks is not None:
         return chunks
-    # Other transports (tests' mocks) may hand over a body that was read already.
-    return _Lookahead(_once(response.content) if response.is_stream_consumed else response.aiter_raw())
+    # Other transports (tests' mocks) may hand over a body that was read already: its stream
+    # still holds the bytes as sent (`content` would be decoded).
+    if response.is_stream_consumed:
+        stream = response.stream
+        return _Lookahead(stream.__aiter__() if isinstance(stream, httpx.ByteStream) else _once(response.content))
+    return _Lookahead(response.aiter_raw())
 
 
 async def _once(content: bytes) -> AsyncIterator[bytes]:

@@ -360,7 +360,10 @@ class Forward:
         return Raw()
 
     async def _whole(self, response: httpx.Response, translation, meter: Meter, model: str, answer: Answer) -> None:
-        data = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s)
+        try:
+            data = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s)
+        except httpx.DecodingError as exc:  # compressed although identity was asked, and broken
+            raise ProxyError(502, str(exc), code="bad_upstream_answer") from None
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:

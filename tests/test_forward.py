@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import zlib
 import io
 import json
 
@@ -398,3 +399,170 @@ models = ["gemini-x"]
     assert "key-123456789" not in logged
     assert [r["error"] for r in records] == [refused.json()["error"]["message"], silence.json()["error"]["message"]]
     assert not any("key-123456789" in json.dumps(r) for r in records)
+
+
+def _gzip(data: bytes, wbits: int = 31) -> bytes:
+    packer = zlib.compressobj(wbits=wbits)
+    return packer.compress(data) + packer.flush()
+
+
+@pytest.mark.parametrize("encoding, wbits", [("gzip", 31), ("deflate", 15), ("deflate", -15)])
+def test_compressed_answers_are_decoded_although_identity_was_asked(harness, encoding, wbits):
+    """An upstream that compresses anyway (issue #16, 8): the client gets the plain body."""
+    route = harness.router.post("https://oa.test/v1/chat/completions")
+    route.side_effect = [
+        httpx.Response(200, headers={"content-type": "text/event-stream", "content-encoding": encoding},
+                       content=_gzip(SSE_USAGE, wbits)),
+        httpx.Response(200, headers={"content-type": "application/json", "content-encoding": encoding},
+                       content=_gzip(b'{"id":"c","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}', wbits)),
+        httpx.Response(400, headers={"content-type": "application/json", "content-encoding": encoding},
+                       content=_gzip(b'{"error":{"message":"too long","type":"invalid_request_error",'
+                                     b'"code":"context_length_exceeded"}}', wbits)),
+    ]
+    streamed = run(harness.post("/v1/chat/completions", {"model": "gpt-4o", "messages": [], "stream": True}))
+    assert route.calls.last.request.headers["accept-encoding"] == "identity"
+    assert "content-encoding" not in streamed.headers
+    assert streamed.content.startswith(b"data: {") and streamed.content.endswith(b"data: [DONE]\n\n")
+    whole = run(harness.post("/v1/chat/completions", {"model": "gpt-4o", "messages": []}))
+    assert "content-encoding" not in whole.headers and whole.json()["usage"]["completion_tokens"] == 4
+    assert whole.headers["content-length"] == str(len(whole.content))
+    refused = run(harness.post("/v1/chat/completions", {"model": "gpt-4o", "messages": []}))
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "context_length_exceeded"
+    usage = [r["usage"] for r in harness.records()]
+    assert usage[0]["input_tokens"] == 7 and usage[1]["output_tokens"] == 4
+
+
+def test_other_compressed_bodies_pass_through_untouched(harness):
+    audio = _gzip(bytes(range(256)) * 64)
+    harness.router.post("https://oa.test/v1/audio/speech").mock(return_value=httpx.Response(
+        200, headers={"content-type": "audio/mpeg", "content-encoding": "gzip", "content-length": str(len(audio))},
+        content=audio))
+    response = run(harness.post("/v1/audio/speech", {"model": "gpt-4o", "input": "hi", "voice": "alloy"}))
+    assert response.headers["content-encoding"] == "gzip" and response.headers["content-length"] == str(len(audio))
+    assert response.content == bytes(range(256)) * 64  # (httpx decodes it here, as any client would)
+
+
+class RawUpstream:
+    """An upstream on a real socket that answers each request with the next of `answers`:
+    (head, pieces) sent with chunked transfer-encoding; a piece that is an asyncio.Event is
+    waited for (with a timeout) before the rest is sent."""
+
+    def __init__(self, answers: list) -> None:
+        self.answers = answers
+        self.server = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+
+    async def _serve(self, reader, writer) -> None:
+        try:
+            while self.answers:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(next((line.split(b":")[1] for line in head.split(b"\r\n")
+                                   if line.lower().startswith(b"content-length:")), b"0"))
+                await reader.readexactly(length)
+                headers, pieces = self.answers.pop(0)
+                writer.write(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n" + headers + b"\r\n")
+                for piece in pieces:
+                    if isinstance(piece, asyncio.Event):
+                        await writer.drain()
+                        await asyncio.wait_for(piece.wait(), 5)
+                    elif piece:
+                        writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def _raw_config(base_url: str) -> str:
+    return f"""
+[groups.default]
+multiplier = 1
+[[tokens]]
+name = "alice"
+key = "sk-ax-alice"
+[[channels]]
+name = "oa"
+type = "openai"
+base_url = "{base_url}/v1"
+keys = ["oa-1"]
+models = ["gpt-4o"]
+"""
+
+
+def test_compressed_streams_are_decoded_as_they_arrive_through_the_real_transport():
+    first, rest = SSE_USAGE.split(b"\n\n", 1)
+    packer = zlib.compressobj(wbits=31)
+    head = packer.compress(first + b"\n\n") + packer.flush(zlib.Z_SYNC_FLUSH)
+    tail = packer.compress(rest) + packer.flush()
+    seen_first = asyncio.Event()
+    sse = b"content-type: text/event-stream\r\ncontent-encoding: gzip\r\n"
+
+    async def scenario() -> tuple[list, bytes]:
+        # The app called as a server would (httpx's ASGITransport gives nothing before the end).
+        body = orjson.dumps({"model": "gpt-4o", "messages": [], "stream": True})
+        scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+                 "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
+                 "client": ("127.0.0.1", 5000), "server": ("proxy", 80),
+                 "headers": [(b"authorization", b"Bearer sk-ax-alice"), (b"content-type", b"application/json"),
+                             (b"content-length", str(len(body)).encode())]}
+        messages, never = [], asyncio.Event()
+
+        async def receive():
+            if not messages:
+                messages.append(None)
+                return {"type": "http.request", "body": body, "more_body": False}
+            await never.wait()
+
+        async def send(message) -> None:
+            messages.append(message)
+            if message["type"] == "http.response.body" and message["body"] and not seen_first.is_set():
+                assert message["body"].startswith(b'data: {"id":"c"') and message["body"].endswith(b"\n\n")
+                seen_first.set()  # the upstream sends the rest only now
+
+        async with RawUpstream([(sse, [head, seen_first, tail])]) as base:
+            app = build_app(parse(_raw_config(base)), usage_out=io.BytesIO())
+            try:
+                await asyncio.wait_for(app(scope, receive, send), 10)
+            finally:
+                await app.runtime.aclose()
+        start = messages[1]
+        return start["headers"], b"".join(m["body"] for m in messages[2:])
+
+    headers, got = run(scenario())
+    assert not [v for n, v in headers if n == b"content-encoding"]
+    assert got.startswith(b"data: {") and got.endswith(b"data: [DONE]\n\n")
+
+
+
+def test_a_broken_compressed_answer_is_a_clean_error():
+    good = _gzip(SSE_USAGE)
+    sse = b"content-type: text/event-stream\r\ncontent-encoding: gzip\r\n"
+    json_ = b"content-type: application/json\r\ncontent-encoding: gzip\r\n"
+    answers = [(sse, [good[:40], b"garbage" * 10]), (json_, [b"not gzip at all"]), (sse, [good[: len(good) // 2]])]
+
+    async def scenario() -> list[httpx.Response]:
+        async with RawUpstream(answers) as base:
+            app = build_app(parse(_raw_config(base)), usage_out=io.BytesIO())
+            try:
+                async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://proxy",
+                                             headers={"authorization": "Bearer sk-ax-alice"}, timeout=10) as client:
+                    return [await client.post("/v1/chat/completions", json={"model": "gpt-4o", "messages": [],
+                                                                            "stream": stream})
+                            for stream in (True, False, True)]
+            finally:
+                await app.runtime.aclose()
+
+    broken, whole, cut = run(scenario())
+    assert broken.status_code == 200 and "content-encoding" not in broken.headers
+    assert b'"error"' in broken.content.strip().split(b"\n\n")[-1]
+    assert whole.status_code == 502 and "content-encoding" not in whole.headers
+    assert whole.json()["error"]["message"] == "The upstream's answer could not be decoded (gzip)"
+    assert b'"error"' in cut.content.strip().split(b"\n\n")[-1]
