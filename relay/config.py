@@ -79,6 +79,7 @@ class Token:
     expires: float | None = None  # Unix seconds
     rpm: int | None = None
     tpm: int | None = None
+    balance_usd: float | None = None  # the opening credit (SPEC §7); None: no balance limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,14 @@ class UsageSink:
 
 
 @dataclass(frozen=True, slots=True)
+class Admin:
+    """`[admin]`: bearer keys for the operator's endpoints; None where unset (SPEC §9, §11)."""
+
+    key: str | None = None
+    metrics_key: str | None = None  # for a Prometheus scraper, which needs nothing else
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: str
     proxy: Proxy
@@ -145,6 +154,7 @@ class Config:
     revoked: frozenset[str]
     usage: UsageSink
     warnings: tuple[str, ...] = ()
+    admin: Admin = Admin()
 
     def price(self, model: str) -> Price | None:
         found = self.prices.get(model)
@@ -296,7 +306,7 @@ class _Reader:
 
     def config(self, data: dict) -> Config:
         self.known(data, "", {"proxy", "passthrough", "groups", "tokens", "channels", "prices",
-                              "revoked", "usage"})
+                              "revoked", "usage", "admin"})
         proxy = self.proxy(self.table(data, "proxy"))
         passthrough = self.passthrough(self.table(data, "passthrough"))
         groups = self.groups(self.table(data, "groups"))
@@ -328,6 +338,7 @@ class _Reader:
             revoked=revoked,
             usage=self.usage(self.table(data, "usage")),
             warnings=tuple(self.warnings),
+            admin=self.admin(self.table(data, "admin")),
         )
 
     def proxy(self, t: dict) -> Proxy:
@@ -368,6 +379,18 @@ class _Reader:
             sticky=self.boolean(t, "sticky", w, d.sticky),
         )
 
+    def admin(self, t: dict) -> Admin:
+        self.known(t, "admin", {"key", "metrics_key"})
+        keys = {}
+        for name in ("key", "metrics_key"):
+            if t.get(name) == "":
+                raise self.fail(f"admin.{name}", "must not be empty")
+            try:  # like signing_secret: an unset variable means no key, not an error
+                keys[name] = self.string(t, name, "admin", None, required_var=False) or None
+            except _Unset:
+                keys[name] = None
+        return Admin(key=keys["key"], metrics_key=keys["metrics_key"])
+
     def passthrough(self, t: dict) -> dict[str, str]:
         self.known(t, "passthrough", set(PASSTHROUGH))
         return {name: self.url(self.string(t, name, "passthrough"), f"passthrough.{name}") for name in t}
@@ -387,7 +410,8 @@ class _Reader:
         return groups
 
     def token(self, t: dict, w: str, proxy: Proxy, groups: dict[str, Group]) -> Token | None:
-        self.known(t, w, {"name", "key", "key_sha256", "group", "models", "expires", "rpm", "tpm"})
+        self.known(t, w, {"name", "key", "key_sha256", "group", "models", "expires", "rpm", "tpm",
+                         "balance_usd"})
         name = self.string(t, "name", w)
         group = self.string(t, "group", w, "default")
         if group not in groups:
@@ -409,6 +433,7 @@ class _Reader:
                 raise self.fail(f"{w}.key_sha256", "must be 64 hex digits")
             digest = bytes.fromhex(hexdigest)
         models = self.strings(t, "models", w, None, allow_empty=False) if t.get("models") is not None else None
+        balance = self.number(t, "balance_usd", w, None)
         return Token(
             name=name,
             digest=digest,
@@ -417,6 +442,7 @@ class _Reader:
             expires=self.instant(t.get("expires"), f"{w}.expires"),
             rpm=self.number(t, "rpm", w, None, integer=True, positive=True),
             tpm=self.number(t, "tpm", w, None, integer=True, positive=True),
+            balance_usd=float(balance) if balance is not None else None,
         )
 
     def instant(self, value: Any, where: str) -> float | None:

@@ -40,18 +40,21 @@ _DROP_DOWN_PREFIXES = (b"cf-", b"access-control-")
 _IDENTITY = (b"accept-encoding", b"identity")
 
 
-def upstream(client: Headers, channel: Channel, key: str | None) -> Headers:
+def upstream(client: Headers, channel: Channel, key: str | None, token_prefix: bytes = b"") -> Headers:
     """Headers for the upstream request.
 
     `key` is None for passthrough: the client's own key stays. Otherwise the client's
     credentials go, the channel's `headers` replace any the client sent under the same names,
     and the channel's key goes in (none for a keyless channel: `key` is "").
+    Any header that holds a proxy token (`token_prefix`) is dropped either way: a passthrough
+    request may bring one beside the provider key it is sent with.
     """
     if key is None:
         drop, own = _DROP_UP, ()
     else:
         drop, own = _relay_rules(channel.headers)
-    out = [(n, v) for n, v in client if n not in drop and not n.startswith(_DROP_UP_PREFIXES)]
+    out = [(n, v) for n, v in client if n not in drop and not n.startswith(_DROP_UP_PREFIXES)
+           and not (token_prefix and token_prefix in v and carries_token(v, token_prefix))]
     out.append(_IDENTITY)  # answers must stay readable for usage accounting
     kind = channel.kind
     for default in kind.headers:  # (anthropic-version) unless the client chose its own
@@ -62,6 +65,20 @@ def upstream(client: Headers, channel: Channel, key: str | None) -> Headers:
     if key:
         out.append(kind.credential(key.encode()))
     return out
+
+
+_KEY_BYTES = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+
+
+def carries_token(value: bytes, prefix: bytes) -> bool:
+    """Whether `value` holds a proxy token: `prefix` at its start or after a character that is
+    no part of a key (`Bearer sk-ax-…`, `t=sk-ax-…`; not `my-sk-ax-name`)."""
+    at = value.find(prefix)
+    while at != -1:
+        if at == 0 or value[at - 1] not in _KEY_BYTES:
+            return True
+        at = value.find(prefix, at + 1)
+    return False
 
 
 @functools.lru_cache(maxsize=256)

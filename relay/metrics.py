@@ -4,7 +4,8 @@ streams — by group, model, channel and status, never by key or token.
 The request path only adds to plain dictionaries (a tuple key and an addition, well under a
 microsecond); prometheus-client turns them into its text format when `/metrics` is scraped.
 Model names come from clients, so only the first `MAX_MODELS` distinct ones get a label of
-their own; the rest are counted as "other".
+their own; the rest are counted as "other". The names the config knows always have their own
+label and take none of those slots: clients cannot push them out.
 """
 
 from __future__ import annotations
@@ -13,17 +14,31 @@ import bisect
 from collections import defaultdict
 from typing import Callable
 
+from .config import Config
 from .records import Call
 
 MAX_MODELS = 500
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
 
+_GLOB = frozenset("*?[")
+
+
+def configured_models(config: Config) -> frozenset[str]:
+    """The model names the config spells out (channel models and mapped names, priced models);
+    globs name no model of their own."""
+    names = [name for channel in config.channels for name in channel.models.patterns]
+    names += config.prices
+    return frozenset(name for name in names if _GLOB.isdisjoint(name))
+
+
 class Metrics:
-    def __init__(self, resting_keys: Callable[[], int], open_streams: Callable[[], int]) -> None:
+    def __init__(self, resting_keys: Callable[[], int], open_streams: Callable[[], int],
+                 known_models: frozenset[str] = frozenset()) -> None:
         self._resting_keys = resting_keys
         self._open_streams = open_streams
-        self._models: set[str] = set()
+        self._known = known_models
+        self._models: set[str] = set()  # other names with a label of their own
         self.requests: defaultdict[tuple, int] = defaultdict(int)
         self.tokens: defaultdict[tuple, int] = defaultdict(int)
         self.official_usd: defaultdict[tuple, float] = defaultdict(float)
@@ -40,7 +55,7 @@ class Metrics:
     def model_label(self, model: str | None) -> str:
         if not model:
             return ""
-        if model in self._models:
+        if model in self._known or model in self._models:
             return model
         if len(self._models) < MAX_MODELS:
             self._models.add(model)
@@ -49,10 +64,10 @@ class Metrics:
 
     def observe(self, call: Call, record: dict, priced: bool) -> None:
         group = call.group or ("passthrough" if call.passthrough else "")
-        # Only a routed token request or a priced model names a label: an anonymous caller
-        # (passthrough, a refused key) must not be able to fill the label slots.
+        # Only a routed token request, a priced or a configured model names a label: an
+        # anonymous caller (passthrough, a refused key) must not be able to fill the label slots.
         routed = call.channel is not None and not call.passthrough
-        model = self.model_label(call.model) if routed or priced else "other"
+        model = self.model_label(call.model) if routed or priced or call.model in self._known else "other"
         channel = call.channel or ""
         self.requests[(group, model, channel, str(call.status), call.dialect)] += 1
         usage = call.usage

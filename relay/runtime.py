@@ -10,7 +10,7 @@ from .alarms import Alarms
 from .auth import Auth
 from .config import Channel, Config, Globs
 from .limits import Limits
-from .metrics import Metrics
+from .metrics import Metrics, configured_models
 from .records import Call, UsageLog, record
 from .planner import Planner
 from .upstream import Upstream
@@ -37,6 +37,7 @@ class Runtime:
         self.metrics = Metrics(
             resting_keys=self.planner.resting_count,
             open_streams=lambda: sum(1 for call in self.open_calls.values() if call.stream),
+            known_models=configured_models(config),
         )
         self.webhook = None
         if config.usage.webhook:

@@ -9,13 +9,15 @@ from __future__ import annotations
 import asyncio
 import atexit
 from typing import AsyncIterator, Protocol
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 import httpx
 from cachetools import LRUCache
 
 from .alarms import Alarms
 from .config import Channel, Proxy
+from .headers import carries_token
+from .inflate import decoded
 from .transport import AiohttpTransport, UpstreamClient, headers_from
 
 class Reader(Protocol):
@@ -96,15 +98,21 @@ class Upstream:
         if self._client is None:
             self.client  # noqa: B018 (a host without lifespan events: made on first use)
         with self._alarms.deadline(self._proxy.first_byte_timeout_s):
-            return await self._transport.handle_async_request(request)
+            response = await self._transport.handle_async_request(request)
+        # compressed although `accept-encoding: identity` was sent: text and JSON are decoded
+        return decoded(response, reader) or response
 
 
 def reader(response: httpx.Response) -> Reader:
     chunks = response.extensions.get("chunks")
     if chunks is not None:
         return chunks
-    # Other transports (tests' mocks) may hand over a body that was read already.
-    return _Lookahead(_once(response.content) if response.is_stream_consumed else response.aiter_raw())
+    # Other transports (tests' mocks) may hand over a body that was read already: its stream
+    # still holds the bytes as sent (`content` would be decoded).
+    if response.is_stream_consumed:
+        stream = response.stream
+        return _Lookahead(stream.__aiter__() if isinstance(stream, httpx.ByteStream) else _once(response.content))
+    return _Lookahead(response.aiter_raw())
 
 
 async def _once(content: bytes) -> AsyncIterator[bytes]:
@@ -128,16 +136,33 @@ class _Lookahead:
     read_unmapped = read  # its errors are httpx's already
 
 
-def url(channel: Channel, endpoint: str, model: str, query: bytes, relay: bool) -> str:
+def url(channel: Channel, endpoint: str, model: str, query: bytes, relay: bool, token_prefix: bytes = b"") -> str:
     """Where `endpoint` (a route row's upstream endpoint) of `model` lives on `channel`.
 
     `model` is the upstream's name for it; it is quoted so it can never add a path segment.
+    The client's query goes on without `key=` (a relayed request's key is its proxy token) and
+    without any parameter that holds a proxy token, however it is encoded.
     """
-    if relay and b"key=" in query:  # the client's proxy token must not travel on
-        query = b"&".join(p for p in query.split(b"&") if not p.startswith(b"key="))
+    query = forwarded_query(query, relay, token_prefix)
     kind = channel.kind
     target = kind.url(channel.base_url, endpoint, model)
     if kind.needs_api_version:
         version = b"api-version=" + quote(channel.api_version or "", safe="").encode()
         query = query + b"&" + version if query else version
     return f"{target}?{query.decode('latin-1')}" if query else target
+
+
+def forwarded_query(query: bytes, relay: bool, token_prefix: bytes) -> bytes:
+    """The client's query string as it may go upstream: without `key=` when `relay`, and without
+    any parameter that holds a proxy token (`token_prefix`), also percent-encoded."""
+    if not query or not ((relay and b"key=" in query) or (token_prefix and (token_prefix in query or b"%" in query))):
+        return query
+    kept = []
+    for part in query.split(b"&"):
+        if relay and part.startswith(b"key="):
+            continue
+        value = part.partition(b"=")[2]
+        if token_prefix and carries_token(unquote_to_bytes(value.replace(b"+", b" ")), token_prefix):
+            continue
+        kept.append(part)
+    return b"&".join(kept)

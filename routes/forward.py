@@ -14,7 +14,7 @@ import hashlib
 import httpx
 import orjson
 
-from relay import bodies, headers as header_rules
+from relay import bodies, errors, headers as header_rules
 from relay.auth import Caller, check_model, find_key
 from relay.config import Channel
 from relay.dialects import Dialect
@@ -29,7 +29,7 @@ from relay.transport import header
 from relay.upstream import url as upstream_url
 from relay.usage import Meter, Usage, answer_chars, estimate_tokens, request_chars
 
-from .answer import JSON, SHUTTING_DOWN, Answer, HeadPings, Watcher, read_all, stream
+from .answer import JSON, SHUTTING_DOWN, Answer, HeadPings, Watcher, log, read_all, stream
 from .table import COUNT, GENERATE, Row
 
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
@@ -46,6 +46,7 @@ class Forward:
         self.row = row
         self.rt = rt
         self.proxy = rt.config.proxy
+        self.token_prefix = self.proxy.token_prefix.encode()
 
     def dialect_of(self, headers: dict[str, str], query: bytes = b"") -> Dialect:
         return self.row.dialect
@@ -190,7 +191,7 @@ class Forward:
                 else:
                     response = await rt.upstream.send(request)
             except (httpx.TransportError, TimeoutError) as exc:
-                failure = unreachable(exc, channel, attempt.key)
+                failure = unreachable(exc, channel, attempt.key, call.request_id)
                 self._rest(attempt, caller)
                 rt.metrics.attempt(channel.name, None)
                 unreachable_channels.add(channel.name)
@@ -299,8 +300,8 @@ class Forward:
                 content = bodies.replace_form_model(body, _content_type(scope), upstream_model)
             if endpoint == "streamGenerateContent" and b"alt=sse" not in query:
                 query = query + b"&alt=sse" if query else b"alt=sse"
-        target = upstream_url(channel, endpoint, upstream_model, query, relay)
-        hdrs = header_rules.upstream(scope["headers"], channel, attempt.key if relay else None)
+        target = upstream_url(channel, endpoint, upstream_model, query, relay, self.token_prefix)
+        hdrs = header_rules.upstream(scope["headers"], channel, attempt.key if relay else None, self.token_prefix)
         if translation is not None:
             hdrs = [(n, v) for n, v in hdrs if n != b"content-type"] + JSON
         return self.rt.upstream.request(row.method, target, hdrs, content), drop_usage_chunk, chat
@@ -369,7 +370,10 @@ class Forward:
     async def _whole(self, response: httpx.Response, translation: Translation | None, meter: Meter, model: str,
                      payload, answer: Answer) -> None:
         call = answer.call
-        data = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s)
+        try:
+            data = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s)
+        except httpx.DecodingError as exc:  # compressed although identity was asked, and broken
+            raise ProxyError(502, str(exc), code="bad_upstream_answer") from None
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -402,12 +406,12 @@ def _too_large(limit: int) -> ProxyError:
                       code="request_too_large")
 
 
-def unreachable(exc: Exception, channel: Channel, key: str) -> ProxyError:
-    """A request that got no answer head at all: 504 for timeouts, 502 for the rest."""
-    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
-        return ProxyError(504, f"Upstream '{channel.name}' timed out before answering", code="upstream_timeout")
-    reason = redact(str(exc) or type(exc).__name__, key)
-    return ProxyError(502, f"Upstream '{channel.name}' unreachable: {reason}", code="upstream_unreachable")
+def unreachable(exc: Exception, channel: Channel, key: str, request_id: str = "") -> ProxyError:
+    """A request that got no answer head at all: the details (channel, the error with its host)
+    go to the log, the client learns only which dialect's upstream failed and how."""
+    log.warning("request %s: channel %r (%s) gave no answer: %s", request_id, channel.name, channel.type,
+                redact(f"{type(exc).__name__}: {exc}", key))
+    return errors.unreachable(exc, channel.dialect.name)
 
 
 def _conversation_head(payload: dict):

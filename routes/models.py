@@ -17,6 +17,7 @@ from relay.dialects import Dialect, guess
 from relay.dialects.translation import between
 from relay.errors import ProxyError
 from relay.streams import Raw
+from relay.upstream import forwarded_query
 
 from .answer import JSON, Answer, stream
 from .forward import Forward, unreachable
@@ -64,13 +65,16 @@ class Models(Forward):
         if channel is None:
             raise ProxyError(401, f"No-login passthrough is off for {dialect.name} requests")
         target = channel.base_url + dialect.models_path + (f"/{quote(model, safe='')}" if model else "")
-        if scope["query_string"]:
-            target += "?" + scope["query_string"].decode("latin-1")
-        request = self.rt.upstream.request("GET", target, header_rules.upstream(scope["headers"], channel, None), b"")
+        prefix = self.proxy.token_prefix.encode()
+        query = forwarded_query(scope["query_string"], False, prefix)
+        if query:
+            target += "?" + query.decode("latin-1")
+        hdrs = header_rules.upstream(scope["headers"], channel, None, prefix)
+        request = self.rt.upstream.request("GET", target, hdrs, b"")
         try:
             response = await self.rt.upstream.send(request)
         except (httpx.TransportError, TimeoutError) as exc:
-            raise unreachable(exc, channel, "") from None
+            raise unreachable(exc, channel, "", answer.call.request_id) from None
         try:
             await stream(response, Raw(), answer, self.rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
         finally:

@@ -66,3 +66,38 @@ def test_model_names_that_are_not_names(model):
     with pytest.raises(ProxyError) as info:
         bodies.json_model({"model": model})
     assert info.value.status == 400 and info.value.param == "model"
+
+
+@pytest.mark.parametrize("body", [
+    b'{"model": "gpt-4o-mini", "messages": [], "model": "gpt-4o"}',
+    b'{"model":"a","model":"a"}',  # even the same value twice: one field, one spelling
+    b'{"mod\\u0065l": "gpt-4o", "model": "gpt-4o-mini"}',  # an escaped key is the same key
+    b'{"messages": [{"role": "user", "content": "x"}], "\\u006d\\u006f\\u0064\\u0065\\u006c": "b", "model": "a"}',
+    b'{ "model" : "a" ,\n "x": {"y": ["}", "{\\"", 1]}, "model"\t: "b"}',
+])
+def test_two_top_level_model_keys_are_refused(body):
+    with pytest.raises(ProxyError) as info:
+        bodies.json_object(body)
+    assert info.value.status == 400 and info.value.param == "model" and "'model'" in info.value.message
+    assert "more than once" in info.value.message
+
+
+@pytest.mark.parametrize("body", [
+    b'{"model": "a", "contents": [{"role": "model"}, {"role": "model"}]}',  # values, not keys
+    b'{"model": "a", "tools": [{"parameters": {"properties": {"model": {"type": "string"}}}}]}',  # nested
+    b'{"model": "a", "messages": [{"content": "say \\"model\\": \\"b\\""}]}',  # inside a string
+    b'{"model": "a", "x": "\\\\", "y": {"model": "b"}}',  # an escaped backslash ends no string
+    b'{"model": "a", "content": "\\u4e2d\\u0065"}',  # escapes in values
+])
+def test_model_once_at_the_top_is_fine(body):
+    assert bodies.json_model(bodies.json_object(body)) == "a"
+
+
+def test_two_model_fields_in_a_form_are_refused():
+    body, ctype = multipart({"model": "whisper-1"}, {"file": ("a.mp3", b"\x00" * 100, "audio/mpeg"),
+                                                     "model": (None, b"gpt-4o-transcribe")})
+    assert body.count(b'name="model"') == 2
+    for read in (bodies.form_model, lambda b, c: bodies.replace_form_model(b, c, "x")):
+        with pytest.raises(ProxyError) as info:
+            read(body, ctype)
+        assert info.value.status == 400 and info.value.param == "model" and "more than once" in info.value.message

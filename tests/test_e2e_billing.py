@@ -278,8 +278,10 @@ def test_signed_tokens(proxy):
         oai(proxy, good).chat.completions.create(model="claude-sonnet-4-20250514",
                                                  messages=[{"role": "user", "content": "hi"}])
     payload, mac = good[len("sk-ax-"):].split(".")
+    tampered = payload[:8] + ("B" if payload[8] == "A" else "A") + payload[9:]
     refused = {
-        f"sk-ax-{payload}x.{mac}": "bad signature",
+        f"sk-ax-{tampered}.{mac}": "bad signature",
+        f"sk-ax-{payload}x.{mac}": "invalid proxy token",  # another length: not base64url, or not signed
         mint(SECRET, name="old", group="az", exp=int(time.time()) - 1): "expired",
         mint(SECRET, name="fired", group="az"): "revoked",
         mint(SECRET, name="x", group="platinum"): "unknown group",

@@ -171,7 +171,7 @@ def test_all_failed_gives_the_last_status_and_message(proxy, received):
 def test_all_failed_network_is_502(proxy, received):
     response = httpx.post(f"{proxy.url}/v1/chat/completions", headers={"authorization": "Bearer sk-ax-alice"},
                           json={"model": "m-allnet", "messages": []}, timeout=20)
-    assert response.status_code == 502 and "unreachable" in response.json()["error"]["message"]
+    assert response.status_code == 502 and "upstream could not be reached" in response.json()["error"]["message"]
 
 
 def test_each_timeout_applies_on_its_own(proxy, received):
