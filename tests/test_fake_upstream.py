@@ -478,3 +478,15 @@ def test_scripted_gemini_calls_run_shell_command(base):
         types.Content(role="user", parts=[result])])
     assert second.text == 'tool result: {"output":"aurax-tool-n4"}'
 
+
+def test_anthropic_mid_conversation_system_message(base):
+    client = claude(base)
+    answer = client.messages.create(model="claude-x", max_tokens=10, messages=[
+        {"role": "user", "content": "q"}, {"role": "system", "content": [{"type": "text", "text": "Be brief."}]}])
+    assert answer.content[0].text == "echo: q"
+    with pytest.raises(anthropic.BadRequestError, match="first message must use the \"user\" role"):
+        client.messages.create(model="claude-x", max_tokens=10, messages=[{"role": "system", "content": "x"}])
+    with pytest.raises(anthropic.BadRequestError, match="Input tag 'image'"):
+        client.messages.create(model="claude-x", max_tokens=10, messages=[
+            {"role": "user", "content": "q"}, {"role": "system", "content": [
+                {"type": "image", "source": {"type": "url", "url": "http://x/a.png"}}]}])
