@@ -1,4 +1,4 @@
-"""The pure parts of tests/real_clients.py, on output lines the pinned clients really printed.
+"""tests/real_client_output.py (and real_clients.py's proxy config), on lines the pinned clients printed.
 
 The script itself runs the clients by hand; these tests keep its reading of their output and its
 pass/fail rule honest without installing them.
@@ -11,10 +11,10 @@ import tomllib
 
 import pytest
 
-from real_clients import (
-    CHANNELS, Outcome, claude_outcome, codex_outcome, dns_query_name, gemini_outcome, network_seen, proxy_config,
-    verdict,
+from real_client_output import (
+    Outcome, claude_outcome, codex_outcome, dns_query_name, gemini_outcome, network_seen, verdict,
 )
+from real_clients import CHANNELS, proxy_config
 
 MARKER = "aurax-tool-abc123"
 CODEX = "\n".join(json.dumps(e) for e in [
