@@ -61,6 +61,7 @@ class Proxy:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     drain_s: float = 30.0
     sticky: bool = True
+    reserve_tokens: int = 4096  # output a request reserves (its price) when it names no maximum
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,19 @@ class Admin:
 
 
 @dataclass(frozen=True, slots=True)
+class State:
+    """`[state]`: where the fleet's shared state lives (SPEC §11)."""
+
+    url: str = "memory://"  # memory:// (this process) or redis:// / rediss://
+    timeout_ms: float = 50  # a state call slower than this counts as an outage
+    on_outage: str = "open"  # open: serve on this replica's own counts; closed: 503
+    responses_ttl_h: float = 24  # stored Responses API answers
+    prefix: str = "ax:"  # of every key in the store: several fleets may share one Redis
+    health_refresh_s: float = 1.0  # how stale a replica's view of resting keys may be
+    journal_max: int = 100_000  # settlements kept while the store is down
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: str
     proxy: Proxy
@@ -155,6 +169,8 @@ class Config:
     usage: UsageSink
     warnings: tuple[str, ...] = ()
     admin: Admin = Admin()
+    state: State = State()
+    passthrough_rpm_per_ip: int | None = None
 
     def price(self, model: str) -> Price | None:
         found = self.prices.get(model)
@@ -306,9 +322,12 @@ class _Reader:
 
     def config(self, data: dict) -> Config:
         self.known(data, "", {"proxy", "passthrough", "groups", "tokens", "channels", "prices",
-                              "revoked", "usage", "admin"})
+                              "revoked", "usage", "admin", "state"})
         proxy = self.proxy(self.table(data, "proxy"))
-        passthrough = self.passthrough(self.table(data, "passthrough"))
+        passthrough_table = dict(self.table(data, "passthrough"))
+        rpm_per_ip = self.number(passthrough_table, "rpm_per_ip", "passthrough", None, integer=True, positive=True)
+        passthrough_table.pop("rpm_per_ip", None)
+        passthrough = self.passthrough(passthrough_table)
         groups = self.groups(self.table(data, "groups"))
         tokens = tuple(
             token for i, raw in enumerate(self.array(data, "tokens"))
@@ -339,6 +358,29 @@ class _Reader:
             usage=self.usage(self.table(data, "usage")),
             warnings=tuple(self.warnings),
             admin=self.admin(self.table(data, "admin")),
+            state=self.state(self.table(data, "state")),
+            passthrough_rpm_per_ip=rpm_per_ip,
+        )
+
+    def state(self, t: dict) -> State:
+        w = "state"
+        self.known(t, w, {"url", "timeout_ms", "on_outage", "responses_ttl_h", "prefix", "health_refresh_s",
+                          "journal_max"})
+        d = State()
+        url = self.string(t, "url", w, self.env.get("AURAX_STATE_URL") or d.url)
+        if not re.match(r"^(memory://|rediss?://\S+)", url):
+            raise self.fail(f"{w}.url", "must be memory://, redis://… or rediss://…")
+        on_outage = self.string(t, "on_outage", w, d.on_outage)
+        if on_outage not in ("open", "closed"):
+            raise self.fail(f"{w}.on_outage", f"must be 'open' or 'closed', not {on_outage!r}")
+        return State(
+            url=url,
+            timeout_ms=self.number(t, "timeout_ms", w, d.timeout_ms, positive=True),
+            on_outage=on_outage,
+            responses_ttl_h=self.number(t, "responses_ttl_h", w, d.responses_ttl_h, positive=True),
+            prefix=self.string(t, "prefix", w, d.prefix),
+            health_refresh_s=self.number(t, "health_refresh_s", w, d.health_refresh_s, positive=True),
+            journal_max=self.number(t, "journal_max", w, d.journal_max, integer=True, positive=True),
         )
 
     def proxy(self, t: dict) -> Proxy:
@@ -346,7 +388,7 @@ class _Reader:
         self.known(t, w, {"token_prefix", "max_attempts", "cooldown_s", "connect_timeout_s",
                           "first_byte_timeout_s", "idle_timeout_s", "keepalive_s", "max_body_mb",
                           "signing_secret", "cors_origins", "trust_cloudflare", "trusted_proxies",
-                          "drain_s", "sticky"})
+                          "drain_s", "sticky", "reserve_tokens"})
         d = Proxy()
         prefix = self.string(t, "token_prefix", w, d.token_prefix)
         if not prefix:
@@ -377,6 +419,7 @@ class _Reader:
             trusted_proxies=tuple(networks),
             drain_s=self.number(t, "drain_s", w, d.drain_s),
             sticky=self.boolean(t, "sticky", w, d.sticky),
+            reserve_tokens=self.number(t, "reserve_tokens", w, d.reserve_tokens, integer=True),
         )
 
     def admin(self, t: dict) -> Admin:

@@ -50,6 +50,7 @@ class ProxyError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        kind: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -57,6 +58,7 @@ class ProxyError(Exception):
         self.code = code
         self.param = param
         self.headers = headers or {}
+        self.kind = kind  # OpenAI's error `type` where the status alone does not say it
 
 
 # Upstream error messages may quote the key they were sent ("Incorrect API key provided: sk-ab***").

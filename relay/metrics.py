@@ -34,7 +34,8 @@ def configured_models(config: Config) -> frozenset[str]:
 
 class Metrics:
     def __init__(self, resting_keys: Callable[[], int], open_streams: Callable[[], int],
-                 known_models: frozenset[str] = frozenset()) -> None:
+                 known_models: frozenset[str] = frozenset(), fleet=None) -> None:
+        self._fleet = fleet  # relay.state.fleet.Fleet: its store errors and journal
         self._resting_keys = resting_keys
         self._open_streams = open_streams
         self._known = known_models
@@ -129,6 +130,16 @@ class Metrics:
                       "final usage, an answer without usage that can be trusted.", ["dialect"], self.estimated)
         yield counter("aurax_usage_webhook_dropped", "Usage records the webhook queue had to drop.", [],
                       {(): self.webhook_dropped})
+        fleet = self._fleet
+        if fleet is not None:
+            yield counter("aurax_state_errors", "State store calls that failed or timed out.", [],
+                          {(): fleet.store_errors})
+            yield GaugeMetricFamily("aurax_state_healthy", "1 while the state store answers, 0 in an outage.",
+                                    value=int(fleet.healthy))
+            yield GaugeMetricFamily("aurax_state_journal", "Settlements waiting for the state store to return.",
+                                    value=fleet.journal_size)
+            yield counter("aurax_state_journal_dropped", "Settlements the full journal could not keep.", [],
+                          {(): fleet.journal_dropped})
         yield GaugeMetricFamily("aurax_cooling_keys", "Channel keys resting after a failure.",
                                 value=self._resting_keys())
         yield GaugeMetricFamily("aurax_open_streams", "Requests in flight whose answer streams.",

@@ -23,7 +23,7 @@ class Call:
         "request_id", "t0", "ts", "dialect", "token", "group", "multiplier", "model",
         "upstream_model", "channel", "status", "stream", "attempts", "ttfb_ms", "usage",
         "estimated", "client_ip", "passthrough", "error", "client_gone", "finished", "stopping", "billable",
-        "secrets",
+        "secrets", "admitted",
     )
 
     def __init__(self, request_id: str, dialect: str, client_ip: str | None) -> None:
@@ -51,6 +51,7 @@ class Call:
         self.stopping = False  # ended by a shutdown that could wait no longer
         self.billable = False  # an upstream answered 2xx and its answer was passed on
         self.secrets: list[str] = []  # the keys this request carried or was sent with: never shown
+        self.admitted = False  # the fleet admitted it (a token's request): it must be settled
 
     def scrub(self, text: str) -> str:
         """`text` without any key this request knows of (nor masked echoes of them)."""

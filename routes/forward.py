@@ -19,11 +19,13 @@ from relay.auth import Caller, check_model, find_key
 from relay.config import Channel
 from relay.dialects import Dialect
 from relay.dialects.translation import Translation, between
+from relay.admission import STORE_DOWN, refusal, token_ask
 from relay.edge import client_ip, header_map
 from relay.errors import ProxyError, UpstreamFailure, redact, upstream_message
 from relay.planner import Attempt
 from relay.records import Call
 from relay.runtime import Runtime
+from relay.state import Ask, StoreUnavailable
 from relay.streams import Events, JsonArray, Raw, Translated
 from relay.transport import header
 from relay.upstream import url as upstream_url
@@ -32,8 +34,8 @@ from relay.usage import Meter, Usage, answer_chars, estimate_tokens, request_cha
 from .answer import JSON, SHUTTING_DOWN, Answer, HeadPings, Watcher, log, read_all, stream
 from .table import COUNT, GENERATE, Row
 
+# The key's own failures: it rests (fleet-wide), the next candidate is tried.
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
-_KEY_STATUSES = frozenset({401, 403})  # the channel's key is refused: rest it, try another
 _ERROR_BODY_LIMIT = 64 * 1024
 
 
@@ -61,14 +63,16 @@ class Forward:
         task = asyncio.current_task()
         rt.open_calls[task] = call
         watcher = None
+        if not rt.started:
+            await rt.start()  # a host that sends no lifespan events
         try:
             key = find_key(headers, scope["query_string"])
             if key:
                 call.secrets.append(key)
             caller = rt.auth.identify(key, dialect.family)
             self._describe(call, caller)
-            if caller.token is not None:
-                rt.limits.admit(caller.token)
+            if caller.passthrough and rt.config.passthrough_rpm_per_ip is not None:
+                await self._admit_address(call, dialect)
             body = await self._read_body(receive, headers)
             watcher = Watcher(receive, call, task, rt.alarms)
             await self.serve(scope, headers, caller, body, answer)
@@ -90,6 +94,31 @@ class Forward:
             if watcher is not None:
                 watcher.stop()
             rt.finish(call)
+
+    async def admit(self, call: Call, caller: Caller, dialect: Dialect, model: str | None, payload) -> None:
+        """The fleet's admission of a token's request (revocation, rpm, tpm, a reservation against
+        its balance): one round trip to the store at most; refused in the client's dialect."""
+        rt = self.rt
+        reserve = model if self.row.does != COUNT else None  # counting tokens costs nothing
+        ask = token_ask(call.request_id, caller.token, caller.group, rt.config, dialect, reserve, payload)
+        try:
+            admission = await rt.fleet.admit(ask)
+        except StoreUnavailable:
+            raise STORE_DOWN from None
+        if not admission.ok:
+            raise refusal(admission, caller.token, dialect)
+        call.admitted = True
+
+    async def _admit_address(self, call: Call, dialect: Dialect) -> None:
+        """`[passthrough] rpm_per_ip`, for the fleet: requests with a provider's key, by client address."""
+        ask = Ask(request_id=call.request_id, token=None, ip=call.client_ip or "unknown",
+                  ip_rpm=self.rt.config.passthrough_rpm_per_ip)
+        try:
+            admission = await self.rt.fleet.admit(ask)
+        except StoreUnavailable:
+            raise STORE_DOWN from None
+        if not admission.ok:
+            raise refusal(admission, None, dialect)
 
     @staticmethod
     def _describe(call: Call, caller: Caller) -> None:
@@ -154,17 +183,19 @@ class Forward:
         call.model = model
         check_model(caller, model)
         tiers = self._tiers(caller, model)
-        if row.does == COUNT and tiers and not any(self._counts_upstream(c) for tier in tiers for c in tier):
-            await self._estimate_count(payload, answer)  # no channel for this model can count
-            return
-        if row.does == COUNT:
-            tiers = tuple(t for t in (tuple(c for c in tier if self._counts_upstream(c)) for tier in tiers) if t)
         if not tiers:
             where = f"group '{caller.token.group}'" if caller.token else "passthrough"
             raise ProxyError(
                 404, f"The model '{model}' is not available in {where}", code="model_not_found",
                 param="model",
             )
+        if not caller.passthrough:
+            await self.admit(call, caller, row.dialect, model, payload)
+        if row.does == COUNT:
+            tiers = tuple(t for t in (tuple(c for c in tier if self._counts_upstream(c)) for tier in tiers) if t)
+            if not tiers:
+                await self._estimate_count(payload, answer)  # no channel for this model can count
+                return
         streaming = self._streaming(payload)
         call.stream = streaming
         client_sse = streaming and row.dialect.client_sse(scope["query_string"])
@@ -198,11 +229,15 @@ class Forward:
                 continue
             rt.metrics.attempt(channel.name, response.status_code)
             if response.status_code >= 400:
-                failure = await self._failure(response, attempt, translation, call)
-                retry = response.status_code in _RETRY_STATUSES or response.status_code in _KEY_STATUSES
-                if retry and not caller.passthrough:
+                status = response.status_code
+                failure, raw = await self._failure(response, attempt, translation, call)
+                if caller.passthrough:
+                    break
+                if status in _RETRY_STATUSES or channel.dialect.key_refused(status, raw):
                     self._rest(attempt, caller)
                     continue
+                if status == 403:
+                    continue  # maybe this key lacks the access another has; the client may provoke 403s: no rest
                 break
             try:
                 call.billable = True  # an upstream answered: what it sends on is used, even if cut short
@@ -326,7 +361,9 @@ class Forward:
                 raise
         return response
 
-    async def _failure(self, response: httpx.Response, attempt: Attempt, translation, call: Call) -> ProxyError:
+    async def _failure(self, response: httpx.Response, attempt: Attempt, translation,
+                       call: Call) -> tuple[ProxyError, bytes]:
+        """The upstream's error answer as the client's failure, and the body it came with."""
         raw = b""
         try:
             raw = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s, _ERROR_BODY_LIMIT)
@@ -347,7 +384,7 @@ class Forward:
             status, message,
             raw=call.scrub_bytes(passable) if passable is not None else None,
             family=attempt.channel.dialect.family, headers=headers,
-        )
+        ), raw
 
     # -- the answer ------------------------------------------------------------------------
 

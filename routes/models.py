@@ -34,6 +34,7 @@ class Models(Forward):
         if caller.passthrough:
             await self._passthrough(scope, dialect, model, answer)
             return
+        await self.admit(answer.call, caller, dialect, None, None)
         names = self._names(caller, dialect)
         if model is not None:
             if model.startswith("models/"):

@@ -16,7 +16,7 @@ from relay.errors import ProxyError, kind
 from relay.usage import Meter, read_anthropic
 
 from . import anthropic_channel, anthropic_channel_stream, anthropic_client, anthropic_client_stream
-from .record import Counting, Dialect, Pivot
+from .record import Counting, Dialect, Pivot, whole_number
 
 # What Anthropic's count_tokens takes of a Messages request.
 _COUNTED = ("model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers")
@@ -128,6 +128,8 @@ ANTHROPIC = Dialect(
         read=_counted,
         reply=lambda tokens: {"input_tokens": tokens},
     ),
+    max_output=lambda body: whole_number(body.get("max_tokens")),
+    out_of_credit=400,  # Anthropic: invalid_request_error, "Your credit balance is too low..."
 )
 
 

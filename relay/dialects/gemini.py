@@ -17,7 +17,7 @@ from relay.errors import ProxyError, kind
 from relay.usage import Meter, read_gemini
 
 from . import gemini_channel, gemini_channel_stream
-from .record import Counting, Dialect, Pivot
+from .record import Counting, Dialect, Pivot, whole_number
 
 _METHODS = ["generateContent", "streamGenerateContent", "countTokens", "embedContent"]
 
@@ -116,6 +116,10 @@ GEMINI = Dialect(
         reply=lambda tokens: {"totalTokens": tokens},
         unwrap=lambda body: inner if isinstance(inner := body.get("generateContentRequest"), dict) else body,
     ),
+    max_output=lambda body: whole_number(config.get("maxOutputTokens"))
+    if isinstance(config := body.get("generationConfig"), dict) else None,
+    # Gemini answers an invalid key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID
+    key_refused=lambda status, raw: status == 401 or status in (400, 403) and b"API_KEY_INVALID" in raw,
 )
 
 

@@ -15,7 +15,7 @@ from relay import sse
 from relay.errors import ProxyError, kind
 from relay.usage import Meter, read_openai
 
-from .record import Dialect, Pivot
+from .record import Dialect, Pivot, whole_number
 
 _LAST_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete",
                           "image_generation.completed", "image_edit.completed"})
@@ -23,7 +23,8 @@ _CREATED = 1700000000  # lists need a creation time; the upstream's is not known
 
 
 def error_body(err: ProxyError) -> dict:
-    return {"error": {"message": err.message, "type": kind(err.status)[0], "param": err.param, "code": err.code}}
+    return {"error": {"message": err.message, "type": err.kind or kind(err.status)[0], "param": err.param,
+                      "code": err.code}}
 
 
 def encode(event: dict) -> bytes:
@@ -127,6 +128,7 @@ OPENAI = Dialect(
     models_list=models_list,
     models_path="/models",
     pivot=Pivot(is_chat=True, endpoint=lambda body: "chat/completions"),
+    max_output=lambda body: whole_number(body.get("max_completion_tokens")) or whole_number(body.get("max_tokens")),
 )
 
 

@@ -16,6 +16,11 @@ from relay.errors import ProxyError
 from relay.usage import Meter
 
 
+def whole_number(value) -> int | None:
+    """A positive whole number a client gave, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
 class StreamTranslator(Protocol):
     def feed(self, data: dict) -> list[dict]: ...  # one event in -> the events it makes, in order
 
@@ -73,6 +78,11 @@ class Dialect:
     models_path: str  # where the official API lists models, relative to the passthrough base URL
     pivot: Pivot = Pivot()
     counting: Counting | None = None
+    # (client body) -> the most output tokens it asks for, None when it names no maximum
+    max_output: Callable[[dict], int | None] = lambda body: None
+    out_of_credit: int = 429  # the status this dialect's provider answers when prepaid credit runs out
+    # (status, error body) -> whether the channel's key itself was refused (rest it fleet-wide)
+    key_refused: Callable[[int, bytes], bool] = lambda status, raw: status == 401
 
     def render_error(self, err: ProxyError) -> bytes:
         """The error's body in this dialect; an upstream's own body when it speaks this family."""

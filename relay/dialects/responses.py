@@ -13,7 +13,7 @@ from relay import sse
 from relay.errors import ProxyError
 
 from . import openai
-from .record import Dialect
+from .record import Dialect, whole_number
 
 
 def encode(event: dict) -> bytes:
@@ -43,4 +43,5 @@ RESPONSES = Dialect(
     marked=openai.marked,
     models_list=openai.models_list,
     models_path="/models",
+    max_output=lambda body: whole_number(body.get("max_output_tokens")),
 )
