@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from relay.translate.common import (
+from .common import (
     NO_EFFORT,
     REASONING_MODEL,
     new_id,
@@ -38,7 +38,7 @@ from relay.translate.common import (
     refuse,
     stream_error,
 )
-from relay.translate.responses_input import CUSTOM_INPUT, LOCAL_SHELL, arguments, chat_name, messages
+from .responses_input import CUSTOM_INPUT, LOCAL_SHELL, arguments, chat_name, messages
 
 _CANNOT = "cannot be sent to this model's channel"
 _CUSTOM_PARAMETERS = {

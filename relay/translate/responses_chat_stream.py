@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import orjson
 
-from relay.translate.common import dumps, new_id, now, pack_thinking, stream_error
-from relay.translate.responses_chat import (
+from .common import dumps, new_id, now, pack_thinking, stream_error
+from .responses_chat import (
     call_item,
     envelope,
     message_item,

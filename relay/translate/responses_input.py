@@ -7,7 +7,7 @@ chat tool message holds text only. `responses_chat.request` builds the rest of t
 
 from __future__ import annotations
 
-from relay.translate.common import dumps, give_reasoning, new_id, parse_data_url, refuse, unpack_thinking
+from .common import dumps, give_reasoning, new_id, parse_data_url, refuse, unpack_thinking
 
 _CANNOT = "cannot be sent to this model's channel"
 NAMESPACE_SEP = "__"  # a function inside a namespace is the chat function `<namespace>__<name>`
