@@ -167,19 +167,22 @@ def _tool_choice(choice: object, tools: list) -> tuple[object, set[str] | None]:
         return choice, None
     kind = choice.get("type") if isinstance(choice, dict) else None
     if kind in ("function", "custom"):
-        wanted = {(kind, choice.get("name"))}  # type: ignore[union-attr]
+        if not choice.get("name"):  # type: ignore[union-attr]
+            raise refuse("tool_choice", f"a {kind} tool_choice needs a name")
+        wanted = {(kind, choice["name"])}  # type: ignore[index]
     elif kind == "allowed_tools":
         # Cut the tool list down rather than send chat's allowed_tools, which few upstreams take.
         wanted = {(t.get("type"), t.get("name")) for t in choice.get("tools") or [] if isinstance(t, dict)}  # type: ignore[union-attr]
     else:
         raise refuse("tool_choice", f"{kind!r} {_CANNOT}")
-    names = {name for name, tool, _ in tools if (tool.kind, tool.name) in wanted or (tool.kind, name) in wanted}
+    # An entry names a tool by its name or its chat name; a nameless one (local_shell) by its type.
+    names = {name for name, tool, _ in tools if {(tool.kind, tool.name), (tool.kind, name), (tool.kind, None)} & wanted}
     if not names:
         raise refuse("tool_choice", "names no tool in `tools`")
     if kind == "allowed_tools":
         mode = choice.get("mode")  # type: ignore[union-attr]
         return ("required" if mode == "required" else "auto"), names
-    return {"type": "function", "function": {"name": next(iter(names))}}, None
+    return {"type": "function", "function": {"name": min(names)}}, None  # one, unless namespaces share a name
 
 
 def _response_format(fmt: object) -> dict | None:
