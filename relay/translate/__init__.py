@@ -3,6 +3,16 @@
 Each direction is one module of pure functions plus a small per-stream state object; `find`
 picks them. Upstream stream events come in as parsed JSON dicts and go out as the client's event
 dicts (see `StreamTranslator`).
+
+The OpenAI chat-completions request, answer and chunk dicts are the one internal form (with what
+the modules above carry besides: `reasoning_content`, `thinking_blocks`, Gemini's
+`extra_content.google.thought_signature`). The Responses and Gemini client dialects go through
+it: `responses_chat` / `gemini_chat` turn the client's request into a chat request and a chat
+answer back into the client's, `*_chat_stream` chat chunks into the client's events; the modules
+above do the chat <-> channel half. Why one form rather than pairs: n client dialects on m
+channel dialects cost n + m modules instead of n x m, every pair gets each fix at once, and the
+chat form already holds everything the dialects share (roles, tool calls with ids, reasoning,
+usage). A stream costs one more dict per chunk for it.
 """
 
 from __future__ import annotations

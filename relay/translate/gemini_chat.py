@@ -49,7 +49,8 @@ _CANNOT = "cannot be sent to this model's channel"
 FINISH_TO_GEMINI = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "function_call": "STOP",
                     "content_filter": "SAFETY"}
 _LEVELS = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high", "XHIGH": "xhigh"}
-_PENALTIES = {"presencePenalty": "presence_penalty", "frequencyPenalty": "frequency_penalty", "seed": "seed"}
+_SAMPLING = {"temperature": "temperature", "topP": "top_p", "presencePenalty": "presence_penalty",
+             "frequencyPenalty": "frequency_penalty", "seed": "seed"}
 _SCHEMA_DROP = frozenset({"propertyOrdering", "example"})
 
 
@@ -94,7 +95,7 @@ def _config(out: dict, config: dict, model: str) -> None:
     if isinstance(limit, int):
         out["max_completion_tokens" if REASONING_MODEL.search(model) else "max_tokens"] = limit
     if not REASONING_MODEL.search(model):  # OpenAI reasoning models refuse sampling parameters
-        for key, target in (("temperature", "temperature"), ("topP", "top_p"), *_PENALTIES.items()):
+        for key, target in _SAMPLING.items():
             if isinstance(get(config, key), (int, float)):
                 out[target] = get(config, key)
     if stops := clean_stops(get(config, "stopSequences")):
