@@ -69,15 +69,16 @@ class ChatToGeminiStream:
         if key is None:
             key = self.route[index] = len(self.calls)
             self.calls.append({"upstream_id": upstream_id, "id": upstream_id or new_id("call_"), "name": "",
-                               "args": "", "extra": None, "sent": False})
+                               "args": [], "extra": None, "sent": False})
         call = self.calls[key]
         if fn.get("name") and not call["name"]:
             call["name"] = fn["name"]
         if delta.get("extra_content"):
             call["extra"] = delta["extra_content"]
         fragment = fn.get("arguments") or ""
-        if not call["sent"]:  # past a complete JSON object only whitespace can come
-            call["args"] += fragment if isinstance(fragment, str) else dumps(fragment)
+        if fragment and not call["sent"]:  # past a complete JSON object only whitespace can come
+            # A list of pieces: `+=` on a dict value copies the whole string every time.
+            call["args"].append(fragment if isinstance(fragment, str) else dumps(fragment))
 
     def _calls(self, whole_only: bool) -> list[dict]:
         """functionCall parts for the calls not sent yet, in order; whole ones only while streaming."""
@@ -88,7 +89,7 @@ class ChatToGeminiStream:
             if whole_only and not (call["name"] and _whole(call["args"])):
                 break  # a later call may not overtake an earlier one
             call["sent"] = True
-            chat_call = {"id": call["id"], "function": {"name": call["name"], "arguments": call["args"]}}
+            chat_call = {"id": call["id"], "function": {"name": call["name"], "arguments": "".join(call["args"])}}
             if call["extra"]:
                 chat_call["extra_content"] = call["extra"]
             ready.append(chat_call)
@@ -99,9 +100,11 @@ class ChatToGeminiStream:
         return call_parts(ready, packed)
 
 
-def _whole(args: str) -> bool:
+def _whole(pieces: list[str]) -> bool:
+    if not pieces or not pieces[-1].rstrip().endswith("}"):
+        return False  # only an object can be whole, and it ends in "}": no need to parse
     try:
-        return isinstance(orjson.loads(args), dict)
+        return isinstance(orjson.loads("".join(pieces)), dict)
     except orjson.JSONDecodeError:
         return False
 

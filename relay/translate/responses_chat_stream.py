@@ -122,15 +122,15 @@ class ChatToResponsesStream:
         item = self.open
         where = {"item_id": item["id"], "output_index": item["index"]}  # type: ignore[index]
         if item_kind == "reasoning":
-            if not item["text"]:  # type: ignore[index]
+            if not item["texts"]:  # type: ignore[index]
                 part = {"type": "summary_text", "text": ""}
                 out.append(self._event("response.reasoning_summary_part.added", **where, summary_index=0, part=part))
-            item["text"] += text  # type: ignore[index]
+            item["texts"].append(text)  # type: ignore[index]
             return out + [self._event("response.reasoning_summary_text.delta", **where, summary_index=0, delta=text)]
         part_kind = "output_text" if kind == "content" else "refusal"
         if item["part"] != part_kind:  # type: ignore[index]
             out += self._end_part(item) + self._start_part(item, part_kind)  # type: ignore[arg-type]
-        item["text"] += text  # type: ignore[index]
+        item["texts"].append(text)  # type: ignore[index]
         where["content_index"] = len(item["parts"])  # type: ignore[index]
         if part_kind == "refusal":
             return out + [self._event("response.refusal.delta", **where, delta=text)]
@@ -138,7 +138,8 @@ class ChatToResponsesStream:
 
     def _open_item(self, kind: str) -> list[dict]:
         prefix = "rs_" if kind == "reasoning" else "msg_"
-        self.open = {"kind": kind, "index": len(self.output), "id": new_id(prefix), "text": "", "parts": [], "part": None}
+        # Text comes as a list of pieces: `+=` on a dict value copies the whole string every time.
+        self.open = {"kind": kind, "index": len(self.output), "id": new_id(prefix), "texts": [], "parts": [], "part": None}
         if kind == "reasoning":
             skeleton = reasoning_item(self.open["id"], "", None)
         else:
@@ -146,7 +147,7 @@ class ChatToResponsesStream:
         return [self._event("response.output_item.added", output_index=self.open["index"], item=skeleton)]
 
     def _start_part(self, item: dict, kind: str) -> list[dict]:
-        item["part"], item["text"] = kind, ""
+        item["part"], item["texts"] = kind, []
         part = output_text("") if kind == "output_text" else {"type": "refusal", "refusal": ""}
         where = {"item_id": item["id"], "output_index": item["index"], "content_index": len(item["parts"])}
         return [self._event("response.content_part.added", **where, part=part)]
@@ -155,12 +156,13 @@ class ChatToResponsesStream:
         if item["part"] is None:
             return []
         where = {"item_id": item["id"], "output_index": item["index"], "content_index": len(item["parts"])}
+        text = "".join(item["texts"])
         if item["part"] == "output_text":
-            part = output_text(item["text"])
-            out = [self._event("response.output_text.done", **where, text=item["text"], logprobs=[])]
+            part = output_text(text)
+            out = [self._event("response.output_text.done", **where, text=text, logprobs=[])]
         else:
-            part = {"type": "refusal", "refusal": item["text"]}
-            out = [self._event("response.refusal.done", **where, refusal=item["text"])]
+            part = {"type": "refusal", "refusal": text}
+            out = [self._event("response.refusal.done", **where, refusal=text)]
         item["parts"].append(part)
         item["part"] = None
         return out + [self._event("response.content_part.done", **where, part=part)]
@@ -176,7 +178,7 @@ class ChatToResponsesStream:
         if key is None:
             key = self.route[index] = len(self.calls)
             self.calls.append({"upstream_id": upstream_id, "call_id": upstream_id or new_id("call_"), "name": "",
-                               "args": "", "pending": "", "item": None, "index": None, "closed": False})
+                               "args": [], "pending": [], "item": None, "index": None, "closed": False})
         call = self.calls[key]
         if fn.get("name") and not call["name"]:
             call["name"] = fn["name"]
@@ -184,8 +186,9 @@ class ChatToResponsesStream:
         fragment = fragment if isinstance(fragment, str) else dumps(fragment)
         if call["closed"]:
             return []  # past a complete JSON object only whitespace can come
-        call["args"] += fragment
-        call["pending"] += fragment
+        if fragment:
+            call["args"].append(fragment)
+            call["pending"].append(fragment)
         return self._advance()
 
     def _advance(self) -> list[dict]:
@@ -201,8 +204,11 @@ class ChatToResponsesStream:
     def _call_unfinished(self) -> bool:
         if not self.open or self.open["kind"] != "call":
             return False
+        pieces = self.open["call"]["args"]
+        if not pieces or not pieces[-1].rstrip().endswith("}"):
+            return True  # only an object can be whole, and it ends in "}": no need to parse
         try:
-            return not isinstance(orjson.loads(self.open["call"]["args"]), dict)
+            return not isinstance(orjson.loads("".join(pieces)), dict)
         except orjson.JSONDecodeError:
             return True
 
@@ -216,7 +222,7 @@ class ChatToResponsesStream:
     def _flush(self, call: dict) -> list[dict]:
         if not call["pending"] or call["item"]["type"] != "function_call":
             return []
-        fragment, call["pending"] = call["pending"], ""
+        fragment, call["pending"] = "".join(call["pending"]), []
         return [self._event("response.function_call_arguments.delta", item_id=call["item"]["id"],
                             output_index=call["index"], delta=fragment)]
 
@@ -225,13 +231,14 @@ class ChatToResponsesStream:
         kind = call["item"]["type"]
         where = {"item_id": call["item"]["id"], "output_index": call["index"]}
         out = self._flush(call)
-        if not call["args"].strip():
-            call["args"] = "{}"  # a call without arguments still takes an object
+        args = "".join(call["args"])
+        if not args.strip():
+            args = "{}"  # a call without arguments still takes an object
             if kind == "function_call":
-                out.append(self._event("response.function_call_arguments.delta", **where, delta="{}"))
-        done = call_item(call["call_id"], call["name"], call["args"], self.names, "completed", call["item"]["id"])
+                out.append(self._event("response.function_call_arguments.delta", **where, delta=args))
+        done = call_item(call["call_id"], call["name"], args, self.names, "completed", call["item"]["id"])
         if kind == "function_call":
-            out.append(self._event("response.function_call_arguments.done", **where, arguments=call["args"]))
+            out.append(self._event("response.function_call_arguments.done", **where, arguments=args))
         elif kind == "custom_tool_call":
             if done["input"]:
                 out.append(self._event("response.custom_tool_call_input.delta", **where, delta=done["input"]))
@@ -251,12 +258,13 @@ class ChatToResponsesStream:
             status = "incomplete" if outcome(self.finish_reason)[1] else "completed"
             return self._end_part(item) + self._done(item["index"], message_item(item["id"], item["parts"], status))
         out = []
-        if item["text"]:
-            part = {"type": "summary_text", "text": item["text"]}
-            out += [self._event("response.reasoning_summary_text.done", **where, summary_index=0, text=item["text"]),
+        text = "".join(item["texts"])
+        if text:
+            part = {"type": "summary_text", "text": text}
+            out += [self._event("response.reasoning_summary_text.done", **where, summary_index=0, text=text),
                     self._event("response.reasoning_summary_part.done", **where, summary_index=0, part=part)]
         packed, self.blocks = pack_thinking(self.blocks), []
-        return out + self._done(item["index"], reasoning_item(item["id"], item["text"], packed))
+        return out + self._done(item["index"], reasoning_item(item["id"], text, packed))
 
     def _done(self, index: int, item: dict) -> list[dict]:
         self.output.append(item)
