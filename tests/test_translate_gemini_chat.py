@@ -13,6 +13,7 @@ from google import genai
 from google.genai import types
 
 from relay.errors import ProxyError
+from wrong_types import variants
 from relay.translate import gemini_chat, gemini_chat_stream, openai_anthropic, openai_anthropic_stream
 from relay.translate.common import pack_thinking
 from relay.translate.openai_gemini import SKIP_SIGNATURE
@@ -413,3 +414,45 @@ def test_stream_error_chunk_raises() -> None:
     with pytest.raises(ProxyError) as err:
         translator.feed({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}})
     assert err.value.status == 429
+
+
+# ---- any type in any field -----------------------------------------------------------------
+
+EVERYTHING = body(
+    user({"text": "a"}, {"inlineData": {"mimeType": "image/png", "data": "AA"}}, {"fileData": {"fileUri": "https://x/a.png", "mimeType": "image/png"}}),
+    model({"text": "t", "thought": True}, {"text": "x"},
+          {"functionCall": {"id": "i", "name": "get_weather", "args": {"a": 1}}, "thoughtSignature": pack_thinking(BLOCKS)}),
+    user({"functionResponse": {"id": "i", "name": "get_weather", "response": {"output": "o"},
+                               "parts": [{"inlineData": {"mimeType": "image/png", "data": "AA"}}]}}),
+    systemInstruction={"parts": [{"text": "s"}]}, tools=TOOLS,
+    toolConfig={"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather"]}},
+    generationConfig={"maxOutputTokens": 5, "temperature": 1, "stopSequences": ["a"], "responseMimeType": "application/json",
+                      "responseSchema": {"type": "OBJECT", "properties": {"a": {"type": "STRING", "nullable": True}}, "anyOf": [{"type": "STRING"}]},
+                      "thinkingConfig": {"includeThoughts": True, "thinkingBudget": 100, "thinkingLevel": "LOW"}})
+
+
+def test_no_type_in_any_field_of_a_request_is_a_crash() -> None:
+    for path, changed in variants(EVERYTHING):
+        try:
+            gemini_chat.request(changed, "m")  # type: ignore[arg-type]
+        except ProxyError as err:
+            assert err.status == 400, path
+
+
+def test_no_type_in_any_field_of_an_answer_or_chunk_is_a_crash() -> None:
+    answer = completion({"content": "x", "reasoning_content": "r", "thinking_blocks": BLOCKS, "refusal": "no", "tool_calls": [
+        {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}, "extra_content": {"google": {"thought_signature": "s"}}}]},
+        "tool_calls", USAGE["usage"])
+    for path, changed in variants(answer):
+        try:
+            gemini_chat.response(changed, "m", EVERYTHING)  # type: ignore[arg-type]
+        except ProxyError:
+            pass
+    for path, chunks in variants([*interleaved(5)[:10], USAGE], depth=2):
+        translator = gemini_chat_stream.stream(EVERYTHING, "m")
+        try:
+            for c in chunks:  # type: ignore[union-attr]
+                translator.feed(c)
+        except ProxyError:
+            pass
+        translator.finish()

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 
 from relay import sse
 from relay.errors import ProxyError
+from wrong_types import variants
 from relay.translate import openai_anthropic, openai_anthropic_stream, responses_chat, responses_chat_stream
 from relay.translate.common import pack_thinking, unpack_thinking
 
@@ -511,3 +512,48 @@ def test_stream_error_chunk_raises() -> None:
     with pytest.raises(ProxyError) as err:
         translator.feed({"error": {"message": "The server is overloaded", "type": "server_error", "code": "overloaded"}})
     assert err.value.status == 503
+
+
+# ---- any type in any field -----------------------------------------------------------------
+
+EVERYTHING = {"model": "m", "instructions": "x", "input": [
+    {"role": "user", "content": [{"type": "input_text", "text": "a"}, {"type": "input_image", "image_url": "https://x/a.png", "detail": "auto"},
+                                 {"type": "input_file", "filename": "a.pdf", "file_data": "data:application/pdf;base64,AA"},
+                                 {"type": "input_audio", "input_audio": {"data": "AA", "format": "mp3"}}]},
+    {"type": "reasoning", "id": "rs", "summary": [{"type": "summary_text", "text": "s"}], "content": [{"type": "reasoning_text", "text": "c"}],
+     "encrypted_content": pack_thinking(BLOCKS)},
+    {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "t"}, {"type": "refusal", "refusal": "r"}]},
+    {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": "{}", "namespace": "crm"},
+    {"type": "custom_tool_call", "call_id": "c2", "name": "apply_patch", "input": "i"},
+    {"type": "local_shell_call", "call_id": "c3", "action": {"type": "exec", "command": ["ls"], "working_directory": "/"}},
+    {"type": "function_call_output", "call_id": "c1", "output": [{"type": "input_text", "text": "o"}]},
+    {"type": "local_shell_call_output", "id": "c3", "output": "o"},
+], "tools": [*TOOLS, {"type": "namespace", "name": "crm", "description": "d", "tools": [{"type": "function", "name": "f", "parameters": {}}]}],
+    "tool_choice": {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "function", "name": "get_weather"}]},
+    "text": {"format": {"type": "json_schema", "name": "n", "schema": {}, "strict": True}}, "reasoning": {"effort": "low"},
+    "max_output_tokens": 5, "temperature": 1, "top_p": 1, "user": "u", "stream": True, "parallel_tool_calls": True}
+
+
+def test_no_type_in_any_field_of_a_request_is_a_crash() -> None:
+    for path, body in variants(EVERYTHING):
+        try:
+            responses_chat.request(body, "m")  # type: ignore[arg-type]
+        except ProxyError as err:
+            assert err.status == 400, path
+
+
+def test_no_type_in_any_field_of_an_answer_or_chunk_is_a_crash() -> None:
+    answer = completion({**WHOLE["choices"][0]["message"], "thinking_blocks": BLOCKS, "refusal": "r"}, "tool_calls", USAGE["usage"])
+    for path, changed in variants(answer):
+        try:
+            responses_chat.response(changed, "m", EVERYTHING)  # type: ignore[arg-type]
+        except ProxyError:
+            pass
+    for path, chunks in variants([*interleaved(5)[:12], USAGE], depth=2):
+        translator = responses_chat_stream.stream(EVERYTHING, "m")
+        try:
+            for c in chunks:  # type: ignore[union-attr]
+                translator.feed(c)
+        except ProxyError:
+            pass
+        translator.finish()

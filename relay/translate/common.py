@@ -72,6 +72,27 @@ def budget_to_effort(budget: int) -> str:
     return "high"
 
 
+def as_dict(value: object) -> dict:
+    """A field that should hold an object; anything else (a client's or an upstream's mistake)
+    reads as empty, so a wrong type is never a crash."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list:
+    """A field that should hold a list; anything else reads as empty."""
+    return value if isinstance(value, list) else []
+
+
+def as_str(value: object) -> str:
+    """A field that should hold a string; anything else reads as empty."""
+    return value if isinstance(value, str) else ""
+
+
+def as_int(value: object) -> int:
+    """A count that should be an integer; anything else reads as 0."""
+    return value if isinstance(value, int) else 0
+
+
 def new_id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:24]
 

@@ -35,6 +35,10 @@ import re
 from .common import (
     NO_EFFORT,
     REASONING_MODEL,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
     budget_to_effort,
     clean_stops,
     new_id,
@@ -156,7 +160,7 @@ def _tools(tools: object) -> list[dict]:
     for i, tool in enumerate(tools if isinstance(tools, list) else []):
         for key, value in (tool.items() if isinstance(tool, dict) else ()):
             if key in ("functionDeclarations", "function_declarations"):
-                out += [_function(decl, f"tools[{i}].functionDeclarations[{j}]") for j, decl in enumerate(value or [])]
+                out += [_function(decl, f"tools[{i}].functionDeclarations[{j}]") for j, decl in enumerate(as_list(value))]
             elif value is not None:
                 raise refuse(f"tools[{i}].{key}", f"the {key} tool runs only at Google and {_CANNOT}")
     return out
@@ -193,30 +197,31 @@ def response(answer: dict, model: str, body: dict) -> dict:
     """A chat.completion answer -> a GenerateContentResponse."""
     if "error" in answer and not answer.get("choices"):
         raise stream_error(answer["error"])
-    choice = (answer.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
+    choice = as_dict((as_list(answer.get("choices")) or [{}])[0])
+    message = as_dict(choice.get("message"))
     parts = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if shows_thoughts(body) and isinstance(reasoning, str) and reasoning:
         parts.append({"text": reasoning, "thought": True})
     content = message.get("content")
     if isinstance(content, list):
-        content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+        content = "".join(as_str(p.get("text")) for p in content if isinstance(p, dict))
     for text in (content, message.get("refusal")):
         if isinstance(text, str) and text:
             parts.append({"text": text})
-    parts += call_parts(message.get("tool_calls") or [], pack_thinking(message.get("thinking_blocks")))
-    return event(response_id(answer.get("id")), model, parts, choice.get("finish_reason") or "stop", answer.get("usage"))
+    calls = [call for call in as_list(message.get("tool_calls")) if isinstance(call, dict)]
+    parts += call_parts(calls, pack_thinking(message.get("thinking_blocks")))
+    return event(response_id(answer.get("id")), model, parts, as_str(choice.get("finish_reason")) or "stop", answer.get("usage"))
 
 
 def call_parts(calls: list[dict], packed: str | None) -> list[dict]:
     """Whole chat tool calls -> functionCall parts; packed Claude thinking signs the first."""
     parts = []
     for call in calls:
-        fn = call.get("function") or {}
-        part: dict = {"functionCall": {"id": call.get("id") or new_id("call_"), "name": fn.get("name"),
+        fn = as_dict(call.get("function"))
+        part: dict = {"functionCall": {"id": as_str(call.get("id")) or new_id("call_"), "name": as_str(fn.get("name")),
                                        "args": parse_arguments(fn.get("arguments"))}}
-        google = ((call.get("extra_content") or {}).get("google") or {}).get("thought_signature")
+        google = as_dict(as_dict(call.get("extra_content")).get("google")).get("thought_signature")
         signature = google if isinstance(google, str) and google else packed if not parts else None
         if signature:
             part["thoughtSignature"] = signature
@@ -238,15 +243,15 @@ def event(ident: str, model: str, parts: list[dict], finish_reason: str | None =
 
 def usage_metadata(usage: dict | None) -> dict:
     """Chat usage -> usageMetadata (candidates exclude the thoughts, prompt includes the cache)."""
-    usage = usage or {}
-    prompt, completion = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
-    thoughts = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+    usage = as_dict(usage)
+    prompt, completion = as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens"))
+    thoughts = as_int(as_dict(usage.get("completion_tokens_details")).get("reasoning_tokens"))
     # DeepSeek reports cache hits in its own field.
-    cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
+    cached = as_int(as_dict(usage.get("prompt_tokens_details")).get("cached_tokens")) or as_int(usage.get("prompt_cache_hit_tokens"))
     meta = {
         "promptTokenCount": prompt,
         "candidatesTokenCount": max(completion - thoughts, 0),
-        "totalTokenCount": usage.get("total_tokens") or prompt + completion,
+        "totalTokenCount": as_int(usage.get("total_tokens")) or prompt + completion,
     }
     if thoughts:
         meta["thoughtsTokenCount"] = thoughts

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import orjson
 
-from .common import dumps, new_id, pack_thinking, stream_error
+from .common import as_dict, as_list, as_str, dumps, new_id, pack_thinking, stream_error
 from .gemini_chat import call_parts, event, response_id, shows_thoughts
 
 
@@ -31,24 +31,24 @@ class ChatToGeminiStream:
         if chunk.get("error"):
             raise stream_error(chunk["error"])
         self.id = self.id or response_id(chunk.get("id"))
-        if chunk.get("usage"):
+        if isinstance(chunk.get("usage"), dict):
             self.usage = chunk["usage"]
         parts: list[dict] = []
-        for choice in chunk.get("choices") or []:
-            if choice.get("index", 0) != 0:
+        for choice in as_list(chunk.get("choices")):
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
+            delta = as_dict(choice.get("delta"))
             # DeepSeek and Qwen say reasoning_content; OpenRouter and vLLM say reasoning.
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if self.thoughts and isinstance(reasoning, str) and reasoning:
                 parts.append({"text": reasoning, "thought": True})
-            self.blocks += [block for block in delta.get("thinking_blocks") or [] if isinstance(block, dict)]
+            self.blocks += [block for block in as_list(delta.get("thinking_blocks")) if isinstance(block, dict)]
             for text in (delta.get("content"), delta.get("refusal")):
                 if isinstance(text, str) and text:  # Gemini clients drop an event with an empty text part
                     parts.append({"text": text})
-            for call in delta.get("tool_calls") or []:
-                self._tool_delta(call)
-            if choice.get("finish_reason"):
+            for call in as_list(delta.get("tool_calls")):
+                self._tool_delta(as_dict(call))
+            if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
                 self.finish_reason = choice["finish_reason"]
         parts += self._calls(whole_only=True)
         return [event(self.id, self.model, parts)] if parts else []
@@ -61,8 +61,9 @@ class ChatToGeminiStream:
         return [event(self.id or new_id(""), self.model, parts, self.finish_reason or "stop", self.usage)]
 
     def _tool_delta(self, delta: dict) -> None:
-        fn = delta.get("function") or {}
-        index, upstream_id = delta.get("index"), delta.get("id")
+        fn = as_dict(delta.get("function"))
+        index, upstream_id = delta.get("index"), as_str(delta.get("id")) or None
+        index = index if isinstance(index, int) else None
         key = self.route.get(index)  # the latest call at this upstream index
         if upstream_id and key is not None and self.calls[key]["upstream_id"] not in (None, upstream_id):
             key = None  # a new id at a used index: servers that number every call 0 (Ollama) or none
@@ -71,9 +72,9 @@ class ChatToGeminiStream:
             self.calls.append({"upstream_id": upstream_id, "id": upstream_id or new_id("call_"), "name": "",
                                "args": [], "extra": None, "sent": False})
         call = self.calls[key]
-        if fn.get("name") and not call["name"]:
+        if isinstance(fn.get("name"), str) and not call["name"]:
             call["name"] = fn["name"]
-        if delta.get("extra_content"):
+        if isinstance(delta.get("extra_content"), dict):
             call["extra"] = delta["extra_content"]
         fragment = fn.get("arguments") or ""
         if fragment and not call["sent"]:  # past a complete JSON object only whitespace can come

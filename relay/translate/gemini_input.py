@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 
-from .common import dumps, give_reasoning, parse_data_url, refuse, unpack_thinking
+from .common import as_list, as_str, dumps, give_reasoning, parse_data_url, refuse, unpack_thinking
 from .openai_gemini import SKIP_SIGNATURE
 
 _CANNOT = "cannot be sent to this model's channel"
@@ -76,8 +76,8 @@ def _model_turn(parts: list, i: int, model: str) -> dict | None:
             signature = None
         call = get(part, "functionCall")
         if isinstance(call, dict):
-            fn = {"name": call.get("name"), "arguments": dumps(call.get("args") or {})}
-            chat_call: dict = {"id": call.get("id") or f"call_{i}_{j}", "type": "function", "function": fn}
+            fn = {"name": as_str(call.get("name")), "arguments": dumps(call.get("args") or {})}
+            chat_call: dict = {"id": as_str(call.get("id")) or f"call_{i}_{j}", "type": "function", "function": fn}
             if isinstance(signature, str) and signature and signature != SKIP_SIGNATURE:
                 chat_call["extra_content"] = {"google": {"thought_signature": signature}}
             calls.append(chat_call)
@@ -109,7 +109,7 @@ def _user_turn(parts: list, where: str, open_calls: list[tuple[str, str]]) -> li
                 content.append({"type": "text", "text": f"(result of {answer.get('name')}) {text}"})
             else:
                 tools.append({"role": "tool", "tool_call_id": call_id, "content": text})
-            content += [_media(inner, f"{here}.functionResponse.parts[{k}]") for k, inner in enumerate(answer.get("parts") or [])]
+            content += [_media(inner, f"{here}.functionResponse.parts[{k}]") for k, inner in enumerate(as_list(answer.get("parts")))]
         elif get(part, "functionCall"):
             raise refuse(here, "a functionCall belongs in a model content")
         elif isinstance(get(part, "text"), str):

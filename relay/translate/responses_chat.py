@@ -31,6 +31,10 @@ from dataclasses import dataclass
 from .common import (
     NO_EFFORT,
     REASONING_MODEL,
+    as_dict,
+    as_int,
+    as_list,
+    as_str,
     new_id,
     now,
     pack_thinking,
@@ -89,13 +93,13 @@ def request(body: dict, model: str) -> dict:
         for key in ("temperature", "top_p"):
             if isinstance(body.get(key), (int, float)):
                 out[key] = body[key]
-    effort = (body.get("reasoning") or {}).get("effort")
+    effort = as_dict(body.get("reasoning")).get("effort")
     if isinstance(effort, str) and not NO_EFFORT.search(name):
         out["reasoning_effort"] = effort
     user = body.get("user") or body.get("safety_identifier")
     if isinstance(user, str) and user:
         out["user"] = user
-    if fmt := _response_format((body.get("text") or {}).get("format")):
+    if fmt := _response_format(as_dict(body.get("text")).get("format")):
         out["response_format"] = fmt
     if body.get("stream"):
         out["stream"] = True
@@ -124,7 +128,7 @@ def _tools(tools: object) -> list[tuple[str, ClientTool, dict]]:
     out: list[tuple[str, ClientTool, dict]] = []
     for i, tool in enumerate(tools if isinstance(tools, list) else []):
         if isinstance(tool, dict) and tool.get("type") == "namespace":
-            for j, inner in enumerate(tool.get("tools") or []):
+            for j, inner in enumerate(as_list(tool.get("tools"))):
                 out.append(_tool(inner, f"tools[{i}].tools[{j}]", tool.get("name")))
         else:
             out.append(_tool(tool, f"tools[{i}]", None))
@@ -146,14 +150,14 @@ def _tool(tool: object, where: str, namespace: object) -> tuple[str, ClientTool,
         raise refuse(f"{where}.name", "a tool needs a name")
     ns = namespace if isinstance(namespace, str) and namespace else None
     function = chat_name(ns, name)
-    description = tool.get("description") or ""  # type: ignore[union-attr]
+    description = as_str(tool.get("description"))  # type: ignore[union-attr]
     if kind == "custom":
-        fmt = tool.get("format") or {}  # type: ignore[union-attr]
+        fmt = as_dict(tool.get("format"))  # type: ignore[union-attr]
         if fmt.get("type") == "grammar":
             description += f"\n\nThe input must follow this {fmt.get('syntax')} grammar:\n{fmt.get('definition')}"
         fn: dict = {"name": function, "parameters": _CUSTOM_PARAMETERS}
     else:
-        fn = {"name": function, "parameters": tool.get("parameters") or {"type": "object", "properties": {}}}  # type: ignore[union-attr]
+        fn = {"name": function, "parameters": as_dict(tool.get("parameters")) or {"type": "object", "properties": {}}}  # type: ignore[union-attr]
         if isinstance(tool.get("strict"), bool):  # type: ignore[union-attr]
             fn["strict"] = tool["strict"]  # type: ignore[index]
     if description.strip():
@@ -167,12 +171,13 @@ def _tool_choice(choice: object, tools: list) -> tuple[object, set[str] | None]:
         return choice, None
     kind = choice.get("type") if isinstance(choice, dict) else None
     if kind in ("function", "custom"):
-        if not choice.get("name"):  # type: ignore[union-attr]
+        if not as_str(choice.get("name")):  # type: ignore[union-attr]
             raise refuse("tool_choice", f"a {kind} tool_choice needs a name")
         wanted = {(kind, choice["name"])}  # type: ignore[index]
     elif kind == "allowed_tools":
         # Cut the tool list down rather than send chat's allowed_tools, which few upstreams take.
-        wanted = {(t.get("type"), t.get("name")) for t in choice.get("tools") or [] if isinstance(t, dict)}  # type: ignore[union-attr]
+        wanted = {(as_str(t.get("type")), as_str(t.get("name")) or None)  # type: ignore[union-attr]
+                  for t in as_list(choice.get("tools")) if isinstance(t, dict)}  # type: ignore[union-attr]
     else:
         raise refuse("tool_choice", f"{kind!r} {_CANNOT}")
     # An entry names a tool by its name or its chat name; a nameless one (local_shell) by its type.
@@ -204,8 +209,8 @@ def response(answer: dict, model: str, body: dict) -> dict:
     """A chat.completion answer -> a Responses `response`; echoed fields come from `body`."""
     if "error" in answer and not answer.get("choices"):
         raise stream_error(answer["error"])
-    choice = (answer.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
+    choice = as_dict((as_list(answer.get("choices")) or [{}])[0])
+    message = as_dict(choice.get("message"))
     status, incomplete = outcome(choice.get("finish_reason"))
     output: list[dict] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
@@ -215,17 +220,17 @@ def response(answer: dict, model: str, body: dict) -> dict:
         output.append(reasoning_item(new_id("rs_"), reasoning, packed))
     content = message.get("content")
     if isinstance(content, list):
-        content = "".join(p.get("text") or "" for p in content if isinstance(p, dict))
+        content = "".join(as_str(p.get("text")) for p in content if isinstance(p, dict))
     parts = [output_text(content)] if isinstance(content, str) and content else []
     if isinstance(message.get("refusal"), str) and message["refusal"]:
         parts.append({"type": "refusal", "refusal": message["refusal"]})
     if parts:
         output.append(message_item(new_id("msg_"), parts, "incomplete" if incomplete else "completed"))
     names = tool_map(body)
-    for call in message.get("tool_calls") or []:
-        fn = call.get("function") or {}
-        call_id = call.get("id") or new_id("call_")
-        output.append(call_item(call_id, fn.get("name") or "", arguments(fn.get("arguments")), names))
+    for call in as_list(message.get("tool_calls")):
+        fn = as_dict(as_dict(call).get("function"))
+        call_id = as_str(as_dict(call).get("id")) or new_id("call_")
+        output.append(call_item(call_id, as_str(fn.get("name")), arguments(fn.get("arguments")), names))
     created = answer.get("created") if isinstance(answer.get("created"), int) else now()
     return envelope(new_id("resp_"), created, model, body, output, status, usage(answer.get("usage")), incomplete)
 
@@ -241,18 +246,18 @@ def outcome(finish_reason: object) -> tuple[str, dict | None]:
 
 def usage(chat: dict | None) -> dict:
     """Chat usage -> Responses usage."""
-    chat = chat or {}
-    details = chat.get("prompt_tokens_details") or {}
+    chat = as_dict(chat)
+    details = as_dict(chat.get("prompt_tokens_details"))
     # DeepSeek reports cache hits in its own field.
-    cached = details.get("cached_tokens") or chat.get("prompt_cache_hit_tokens") or 0
-    reasoning = (chat.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
-    prompt, completion = chat.get("prompt_tokens") or 0, chat.get("completion_tokens") or 0
+    cached = as_int(details.get("cached_tokens")) or as_int(chat.get("prompt_cache_hit_tokens"))
+    reasoning = as_int(as_dict(chat.get("completion_tokens_details")).get("reasoning_tokens"))
+    prompt, completion = as_int(chat.get("prompt_tokens")), as_int(chat.get("completion_tokens"))
     return {
         "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": details.get("cache_write_tokens") or 0},
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": as_int(details.get("cache_write_tokens"))},
         "output_tokens": completion,
         "output_tokens_details": {"reasoning_tokens": reasoning},
-        "total_tokens": chat.get("total_tokens") or prompt + completion,
+        "total_tokens": as_int(chat.get("total_tokens")) or prompt + completion,
     }
 
 
@@ -321,7 +326,7 @@ def envelope(response_id: str, created: int, model: str, body: dict, output: lis
     """A `response` object: what the answer made, and what the client asked for, echoed."""
     text = body.get("text") if isinstance(body.get("text"), dict) else {}
     reasoning = body.get("reasoning") if isinstance(body.get("reasoning"), dict) else {}
-    tools = [_echo_tool(tool) for tool in body.get("tools") or [] if isinstance(tool, dict)]
+    tools = [_echo_tool(tool) for tool in as_list(body.get("tools")) if isinstance(tool, dict)]
     return {
         "id": response_id,
         "object": "response",

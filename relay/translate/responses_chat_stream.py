@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import orjson
 
-from .common import dumps, new_id, now, pack_thinking, stream_error
+from .common import as_dict, as_list, as_str, dumps, new_id, now, pack_thinking, stream_error
 from .responses_chat import (
     call_item,
     envelope,
@@ -59,24 +59,24 @@ class ChatToResponsesStream:
         if chunk.get("error"):
             raise stream_error(chunk["error"])
         out = self._start()
-        if chunk.get("usage"):
+        if isinstance(chunk.get("usage"), dict):
             self.chat_usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
-            if choice.get("index", 0) != 0:
+        for choice in as_list(chunk.get("choices")):
+            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
+            delta = as_dict(choice.get("delta"))
             # DeepSeek and Qwen say reasoning_content; OpenRouter and vLLM say reasoning.
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
                 out += self._text("reasoning", reasoning)
-            for block in delta.get("thinking_blocks") or []:
+            for block in as_list(delta.get("thinking_blocks")):
                 if isinstance(block, dict):
                     self.blocks.append({key: value for key, value in block.items() if key != "index"})
             for kind in ("content", "refusal"):
                 if isinstance(delta.get(kind), str) and delta[kind]:
                     out += self._text(kind, delta[kind])
-            for call in delta.get("tool_calls") or []:
-                out += self._tool_delta(call)
+            for call in as_list(delta.get("tool_calls")):
+                out += self._tool_delta(as_dict(call))
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
                 out += self._close_all()
@@ -119,19 +119,19 @@ class ChatToResponsesStream:
     def _write(self, kind: str, text: str) -> list[dict]:
         item_kind = "reasoning" if kind == "reasoning" else "message"
         out = [] if self.open and self.open["kind"] == item_kind else self._close() + self._open_item(item_kind)
-        item = self.open
-        where = {"item_id": item["id"], "output_index": item["index"]}  # type: ignore[index]
+        item: dict = self.open  # type: ignore[assignment]  # open now, whatever it was
+        where = {"item_id": item["id"], "output_index": item["index"]}
         if item_kind == "reasoning":
-            if not item["texts"]:  # type: ignore[index]
+            if not item["texts"]:
                 part = {"type": "summary_text", "text": ""}
                 out.append(self._event("response.reasoning_summary_part.added", **where, summary_index=0, part=part))
-            item["texts"].append(text)  # type: ignore[index]
+            item["texts"].append(text)
             return out + [self._event("response.reasoning_summary_text.delta", **where, summary_index=0, delta=text)]
         part_kind = "output_text" if kind == "content" else "refusal"
-        if item["part"] != part_kind:  # type: ignore[index]
-            out += self._end_part(item) + self._start_part(item, part_kind)  # type: ignore[arg-type]
-        item["texts"].append(text)  # type: ignore[index]
-        where["content_index"] = len(item["parts"])  # type: ignore[index]
+        if item["part"] != part_kind:
+            out += self._end_part(item) + self._start_part(item, part_kind)
+        item["texts"].append(text)
+        where["content_index"] = len(item["parts"])
         if part_kind == "refusal":
             return out + [self._event("response.refusal.delta", **where, delta=text)]
         return out + [self._event("response.output_text.delta", **where, delta=text, logprobs=[])]
@@ -170,8 +170,9 @@ class ChatToResponsesStream:
     # ---- tool calls ----------------------------------------------------------------------
 
     def _tool_delta(self, delta: dict) -> list[dict]:
-        fn = delta.get("function") or {}
-        index, upstream_id = delta.get("index"), delta.get("id")
+        fn = as_dict(delta.get("function"))
+        index, upstream_id = delta.get("index"), as_str(delta.get("id")) or None
+        index = index if isinstance(index, int) else None
         key = self.route.get(index)  # the latest call at this upstream index
         if upstream_id and key is not None and self.calls[key]["upstream_id"] not in (None, upstream_id):
             key = None  # a new id at a used index: servers that number every call 0 (Ollama) or none
@@ -180,7 +181,7 @@ class ChatToResponsesStream:
             self.calls.append({"upstream_id": upstream_id, "call_id": upstream_id or new_id("call_"), "name": "",
                                "args": [], "pending": [], "item": None, "index": None, "closed": False})
         call = self.calls[key]
-        if fn.get("name") and not call["name"]:
+        if isinstance(fn.get("name"), str) and not call["name"]:
             call["name"] = fn["name"]
         fragment = fn.get("arguments") or ""
         fragment = fragment if isinstance(fragment, str) else dumps(fragment)

@@ -7,7 +7,7 @@ chat tool message holds text only. `responses_chat.request` builds the rest of t
 
 from __future__ import annotations
 
-from .common import dumps, give_reasoning, new_id, parse_data_url, refuse, unpack_thinking
+from .common import as_dict, as_list, as_str, dumps, give_reasoning, new_id, parse_data_url, refuse, unpack_thinking
 
 _CANNOT = "cannot be sent to this model's channel"
 NAMESPACE_SEP = "__"  # a function inside a namespace is the chat function `<namespace>__<name>`
@@ -91,13 +91,13 @@ class _Conversation:
         self.messages.append(message)
 
     def call(self, call_id: object, name: str, args: str) -> None:
-        call = {"id": str(call_id or "") or new_id("call_"), "type": "function", "function": {"name": name, "arguments": args}}
+        call = {"id": as_str(call_id) or new_id("call_"), "type": "function", "function": {"name": name, "arguments": args}}
         self.assistant()["tool_calls"].append(call)
 
     def tool_output(self, call_id: object, output: object, where: str) -> None:
         self.end_turn()
         text, media = _output(output, where)
-        self.messages.append({"role": "tool", "tool_call_id": str(call_id or ""), "content": text})
+        self.messages.append({"role": "tool", "tool_call_id": as_str(call_id), "content": text})
         self.media += media
 
 
@@ -108,19 +108,19 @@ def _item(talk: _Conversation, item: object, where: str) -> None:
     if kind == "message":
         _message(talk, item, where)
     elif kind == "reasoning":
-        texts = [s.get("text") or "" for s in item.get("summary") or [] if isinstance(s, dict)]
+        texts = [as_str(s.get("text")) for s in as_list(item.get("summary")) if isinstance(s, dict)]
         if not any(texts):
-            texts = [c.get("text") or "" for c in item.get("content") or [] if isinstance(c, dict)]
+            texts = [as_str(c.get("text")) for c in as_list(item.get("content")) if isinstance(c, dict)]
         talk.reasoning += [text for text in texts if text]
         # Another vendor's encrypted reasoning means nothing here and is dropped.
         talk.blocks += unpack_thinking(item.get("encrypted_content")) or []
     elif kind == "function_call":
         talk.call(item.get("call_id"), chat_name(item.get("namespace"), item.get("name")), arguments(item.get("arguments")))
     elif kind == "custom_tool_call":
-        args = dumps({CUSTOM_INPUT: item.get("input") or ""})
+        args = dumps({CUSTOM_INPUT: as_str(item.get("input"))})
         talk.call(item.get("call_id"), chat_name(item.get("namespace"), item.get("name")), args)
     elif kind == "local_shell_call":
-        action = item.get("action") or {}
+        action = as_dict(item.get("action"))
         talk.call(item.get("call_id"), LOCAL_SHELL, dumps({key: action[key] for key in SHELL_KEYS if action.get(key)}))
     elif kind in ("function_call_output", "custom_tool_call_output"):
         talk.tool_output(item.get("call_id"), item.get("output"), f"{where}.output")
@@ -158,9 +158,9 @@ def _message(talk: _Conversation, item: dict, where: str) -> None:
 def _assistant_text(part: object, where: str) -> str:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind in ("output_text", "input_text", "text"):
-        return part.get("text") or ""  # type: ignore[union-attr]
+        return as_str(part.get("text"))  # type: ignore[union-attr]
     if kind == "refusal":
-        return part.get("refusal") or ""  # type: ignore[union-attr]
+        return as_str(part.get("refusal"))  # type: ignore[union-attr]
     raise refuse(where, f"{kind!r} content in an assistant message {_CANNOT}")
 
 
@@ -176,28 +176,28 @@ def _parts(content: object, where: str) -> list[dict]:
 def _part(part: object, where: str) -> dict:
     kind = part.get("type") if isinstance(part, dict) else None
     if kind in ("input_text", "output_text", "text"):
-        return {"type": "text", "text": part.get("text") or ""}  # type: ignore[union-attr]
+        return {"type": "text", "text": as_str(part.get("text"))}  # type: ignore[union-attr]
     if kind == "refusal":
-        return {"type": "text", "text": part.get("refusal") or ""}  # type: ignore[union-attr]
+        return {"type": "text", "text": as_str(part.get("refusal"))}  # type: ignore[union-attr]
     if kind == "input_image":
         url = part.get("image_url")  # type: ignore[union-attr]
         if not isinstance(url, str) or not url:
             raise refuse(where, f"an image by file_id is stored at OpenAI and {_CANNOT}; send image_url")
         image = {"url": url}
-        if part.get("detail") in _IMAGE_DETAIL:  # type: ignore[union-attr]
+        if as_str(part.get("detail")) in _IMAGE_DETAIL:  # type: ignore[union-attr]
             image["detail"] = part["detail"]  # type: ignore[index]
         return {"type": "image_url", "image_url": image}
     if kind == "input_file":
         data = part.get("file_data")  # type: ignore[union-attr]
         if not isinstance(data, str) or not data:
             raise refuse(where, f"a file by file_id or file_url is stored elsewhere and {_CANNOT}; send file_data")
-        filename = part.get("filename") if isinstance(part.get("filename"), str) else "file.pdf"  # type: ignore[union-attr]
+        filename = as_str(part.get("filename")) or "file.pdf"  # type: ignore[union-attr]
         if not parse_data_url(data):
             # Bare base64, as some clients send it: chat upstreams want a data URL.
             data = f"data:{'text/plain' if filename.endswith('.txt') else 'application/pdf'};base64,{data}"
         return {"type": "file", "file": {"filename": filename, "file_data": data}}
     if kind == "input_audio":
-        audio = part.get("input_audio") or {}  # type: ignore[union-attr]
+        audio = as_dict(part.get("input_audio"))  # type: ignore[union-attr]
         return {"type": "input_audio", "input_audio": {"data": audio.get("data"), "format": audio.get("format")}}
     raise refuse(where, f"{kind!r} content {_CANNOT}")
 
