@@ -304,7 +304,7 @@ class Forward:
         chat = None
         if translation is not None:
             chat = translation.to_chat(payload if row.does != COUNT else row.dialect.counting.unwrap(payload),
-                                       upstream_model)
+                                       upstream_model, streaming)
             if row.does == COUNT:
                 counting = channel.dialect.counting
                 endpoint, translated = counting.endpoint, counting.request_from_chat(chat, upstream_model)

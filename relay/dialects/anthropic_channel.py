@@ -1,6 +1,6 @@
 """OpenAI chat client -> Anthropic messages channel: the request and the whole answer.
 
-The streamed answer is in `openai_anthropic_stream.py`.
+The streamed answer is in `anthropic_channel_stream.py`.
 """
 
 from __future__ import annotations

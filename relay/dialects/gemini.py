@@ -1,8 +1,9 @@
 """Google's Gemini API (`/v1beta/models/{model}:generateContent` and friends): Gemini CLI, the
 google-genai SDK, Gemini channels.
 
-Streams are SSE with `?alt=sse`, else one JSON array sent element by element. As the channel's
-dialect, `gemini_channel.py` / `gemini_channel_stream.py` convert from and to the pivot.
+Streams are SSE with `?alt=sse`, else one JSON array sent element by element. As the client's
+dialect, `gemini_client.py` / `gemini_client_stream.py` convert to and from the pivot; as the
+channel's, `gemini_channel.py` / `gemini_channel_stream.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from relay import sse
 from relay.errors import ProxyError, kind
 from relay.usage import Meter, read_gemini
 
-from . import gemini_channel, gemini_channel_stream
+from . import gemini_channel, gemini_channel_stream, gemini_client, gemini_client_stream
 from .record import Counting, Dialect, Pivot, whole_number
 
 _METHODS = ["generateContent", "streamGenerateContent", "countTokens", "embedContent"]
@@ -104,6 +105,9 @@ GEMINI = Dialect(
     models_list=models_list,
     models_path="/v1beta/models",
     pivot=Pivot(
+        request_to_chat=gemini_client.request,
+        answer_from_chat=gemini_client.response,
+        stream_from_chat=gemini_client_stream.stream,
         request_from_chat=gemini_channel.request,
         answer_to_chat=gemini_channel.response,
         stream_to_chat=gemini_channel_stream.stream,

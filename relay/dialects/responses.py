@@ -2,7 +2,9 @@
 
 Part of OpenAI's family (its errors, usage and model lists are OpenAI's), with a request, answer
 and event stream of its own. A channel serves it natively when it says so (`responses = true`,
-SPEC §6); elsewhere it goes through the pivot.
+SPEC §6); elsewhere it goes through the pivot: `responses_client.py` turns a request into a chat
+request and a chat answer into a `response`, `responses_client_stream.py` chat chunks into the
+Responses events (with `sequence_number`s).
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import orjson
 from relay import sse
 from relay.errors import ProxyError
 
-from . import openai
-from .record import Dialect, whole_number
+from . import openai, responses_client, responses_client_stream
+from .record import Dialect, Pivot, whole_number
 
 
 def encode(event: dict) -> bytes:
@@ -44,4 +46,9 @@ RESPONSES = Dialect(
     models_list=openai.models_list,
     models_path="/models",
     max_output=lambda body: whole_number(body.get("max_output_tokens")),
+    pivot=Pivot(
+        request_to_chat=responses_client.request,
+        answer_from_chat=responses_client.response,
+        stream_from_chat=responses_client_stream.stream,
+    ),
 )

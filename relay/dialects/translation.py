@@ -42,10 +42,17 @@ class Translation:
     client: Dialect
     channel: Dialect
 
-    def to_chat(self, body: dict, model: str) -> dict:
-        """The client's request in the pivot form (the client's own body when it speaks chat)."""
+    def to_chat(self, body: dict, model: str, streaming: bool = False) -> dict:
+        """The client's request in the pivot form (the client's own body when it speaks chat).
+        `streaming`: the route streams whatever the body says (Gemini's streamGenerateContent)."""
         convert = self.client.pivot.request_to_chat
-        return convert(body, model) if convert is not None else body
+        if convert is None:
+            return body
+        chat = convert(body, model)
+        if streaming and not chat.get("stream"):
+            chat["stream"] = True
+            chat["stream_options"] = {"include_usage": True}
+        return chat
 
     def request(self, chat: dict, model: str) -> dict:
         """The pivot request in the channel's dialect, for the upstream `model`."""
