@@ -2,13 +2,15 @@
 
 Used for the streaming scenarios (time to first chunk per stream, every stream checked byte for
 byte) and, when `wrk` is not installed, for the non-stream ones too. Every answer is checked:
-a non-2xx status or a body that differs from the expected bytes is counted, never timed as a
+a non-2xx status or a body that differs from the expected bytes (or does not match the expected
+pattern whole: translated streams carry ids the proxy makes up) is counted, never timed as a
 success.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import time
 from dataclasses import dataclass, field
@@ -128,11 +130,11 @@ class Result:
         return self.ok / self.elapsed if self.elapsed else 0.0
 
 
-def _check(res: Result, status: int, body: bytes, expected: bytes) -> bool:
+def _check(res: Result, status: int, body: bytes, expected: bytes | re.Pattern[bytes]) -> bool:
     res.requests += 1
     if not 200 <= status < 300:
         res.non_2xx += 1
-    elif body != expected:
+    elif body != expected if isinstance(expected, bytes) else expected.fullmatch(body) is None:
         res.wrong_body += 1
     else:
         res.ok += 1
@@ -142,7 +144,7 @@ def _check(res: Result, status: int, body: bytes, expected: bytes) -> bool:
     return False
 
 
-async def drive(host: str, port: int, request: bytes, expected: bytes, *, connections: int,
+async def drive(host: str, port: int, request: bytes, expected: bytes | re.Pattern[bytes], *, connections: int,
                 duration: float | None = None, count: int | None = None, stream: bool = False,
                 spread: float = 0.0) -> Result:
     """Keep `connections` requests in flight for `duration` seconds or until `count` answers.

@@ -1,4 +1,5 @@
-"""Processes under test: spawning pinned to a CPU, their CPU time and memory from /proc."""
+"""Processes under test: spawning pinned to a CPU, their CPU time and memory from /proc; a
+redis-server."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TASKSET = shutil.which("taskset")
+REDIS_SERVER = shutil.which("redis-server")
 
 
 def cpu_plan() -> tuple[int | None, int | None]:
@@ -95,3 +98,29 @@ class Proc:
         for f in (self._out, self._err):
             if f is not subprocess.DEVNULL:
                 f.close()
+
+
+def redis_server(work: Path, cpu: int | None, started: list[Proc]) -> str:
+    """Starts a redis-server on a free port, pinned to `cpu`, persistence off (nothing written to
+    disk during a run), and appends it to `started` (whoever stops those stops it by its PID);
+    returns its URL once it answers PING."""
+    port = free_port()
+    argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--dir", str(work)]
+    proc = Proc("redis-server", argv, cpu=cpu, stdout=work / "redis-server.log", stderr=work / "redis-server.err")
+    started.append(proc)
+    deadline = time.monotonic() + 20
+    while not _answers_ping(port):  # it prints nothing else to wait for
+        if time.monotonic() > deadline or not proc.alive():
+            raise RuntimeError(f"redis-server did not start: {(work / 'redis-server.log').read_text()}")
+        time.sleep(0.02)
+    return f"redis://127.0.0.1:{port}"
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False

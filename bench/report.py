@@ -97,9 +97,9 @@ class Table:
         text = _num(self.value(target, scenario, value), digits, comma)
         return text + " ⚠ERRORS" if self.errored(target, scenario) else text
 
-    def ratio(self, target: str, base: str, scenario: str, value) -> float | None:
+    def ratio(self, target: str, base: str, scenario: str, value, base_scenario: str | None = None) -> float | None:
         """The median of the same round's ratios: each pair was measured seconds apart."""
-        mine, theirs = self.runs(target, scenario), self.runs(base, scenario)
+        mine, theirs = self.runs(target, scenario), self.runs(base, base_scenario or scenario)
         pairs = [(value(mine[k]), value(theirs[k])) for k in mine.keys() & theirs.keys()]
         return self.median(a / b if a is not None and b else None for a, b in pairs)
 
@@ -111,30 +111,50 @@ class Table:
         return "pass" if ok else "**FAIL**"
 
     def add(self, label, scenario, value, *, digits=2, comma=False, ratio=True, target_text="—",
-            check=None, direct=True) -> None:
-        pv = self.value("proxy", scenario, value)
+            check=None, direct=True, who="proxy") -> None:
+        """A row of one scenario: `who` (the proxy, or a variant of it) in the proxy column, its
+        ratios to the others, and each other target's own value."""
+        pv = self.value(who, scenario, value)
 
         def ratio_to(name: str) -> str:
-            r = self.ratio("proxy", name, scenario, value) if ratio else None
+            r = self.ratio(who, name, scenario, value) if ratio else None
             return "—" if r is None else f"{r:.2f}×"
 
-        errored = not self.runs("proxy", scenario) or self.errored("proxy", scenario)
+        errored = not self.runs(who, scenario) or self.errored(who, scenario)
         self.rows.append([
             label,
             self.cell("direct", scenario, value, digits, comma) if direct else "—",
-            self.cell("proxy", scenario, value, digits, comma),
+            self.cell(who, scenario, value, digits, comma),
             ratio_to("direct"),
             self.cell("ceiling", scenario, value, digits, comma),
             ratio_to("ceiling"),
             self.cell("lean", scenario, value, digits, comma),
             ratio_to("lean"),
-            self.cell("proxy_nolog", scenario, value, digits, comma),
+            self.cell("proxy_nolog", scenario, value, digits, comma) if who == "proxy" else "—",
             self.cell("nginx", scenario, value, digits, comma),
             self.cell("portkey", scenario, value, digits, comma),
             ratio_to("portkey"),
             target_text,
             self.verdict(None if check is None or pv is None else check(pv), errored),
         ])
+
+    def add_ratio(self, label: str, who: str, scenario: str, base: str, base_scenario: str, value, *,
+                  target_text: str = "—", check=None, nolog: bool = False) -> None:
+        """A row of one ratio: `who`'s value in `scenario` over `base`'s in `base_scenario`, the
+        median of the same round's ratios. `nolog`: the proxy without access log's own ratio too."""
+        def text(name: str, base_name: str) -> tuple[str, float | None, bool]:
+            if name not in self.b.targets or base_name not in self.b.targets:
+                return _absent(name if name not in self.b.targets else base_name), None, False
+            r = self.ratio(name, base_name, scenario, value, base_scenario)
+            errored = self.errored(name, scenario) or self.errored(base_name, base_scenario)
+            shown = ("—" if r is None else f"{r:.2f}×") + (" ⚠ERRORS" if errored else "")
+            return shown, r, errored or not self.runs(name, scenario)
+
+        shown, r, errored = text(who, base)
+        nolog_text = text("proxy_nolog", "proxy_nolog")[0] if nolog else "—"
+        absent = who not in self.b.targets
+        self.rows.append([label, "—", shown, "—", "—", "—", "—", "—", nolog_text, "—", "—", "—", target_text,
+                          "—" if absent else self.verdict(None if check is None or r is None else check(r), errored)])
 
     def add_added_ttfc(self, label: str, scenario: str) -> None:
         direct = self.runs("direct", scenario)
@@ -195,6 +215,22 @@ class Table:
         self.add_added_ttfc("Anthropic stream added TTFC p50 ms", "anthropic_stream")
         self.add("Anthropic stream CPU s / 1k chunks", "anthropic_stream", lambda r: r.cpu_s_per_1k_chunks,
                  digits=4, target_text="≤ 0.03", check=lambda v: v <= 0.03)
+        # Translated streams against the stream the proxy passes through, issue #15's target.
+        for key, name in (("anthropic_on_openai", "Anthropic-on-OpenAI"), ("responses_on_chat", "Responses-on-chat"),
+                          ("gemini_on_openai", "Gemini-on-OpenAI")):
+            self.add(f"{name} stream CPU s / 1k chunks", key, lambda r: r.cpu_s_per_1k_chunks, digits=4)
+            self.add_ratio(f"{name} / pass-through stream, CPU per chunk", "proxy", key, "proxy", "stream",
+                           lambda r: r.cpu_s_per_1k_chunks, target_text="≤ 1.3×", check=lambda v: v <= 1.3,
+                           nolog=True)
+        # The fleet state in Redis against memory://, issue #14's target.
+        self.add(f"Redis store: non-stream req/s ({p.connections} conns)", "chat", lambda r: r.rate, digits=0,
+                 comma=True, who="proxy_redis")
+        self.add("Redis store: non-stream CPU ms/req", "chat", lambda r: r.cpu_ms_per_req, digits=3,
+                 who="proxy_redis")
+        self.add_ratio("Redis / memory:// non-stream req/s", "proxy_redis", "chat", "proxy", "chat",
+                       lambda r: r.rate, target_text="≥ 0.80×", check=lambda v: v >= 0.8)
+        self.add_ratio("Redis / memory:// non-stream CPU per request", "proxy_redis", "chat", "proxy", "chat",
+                       lambda r: r.cpu_ms_per_req)
         self.add_target_row("idle RSS MB", "idle_rss", 1, "≤ 50", lambda v: v <= 50)
         self.add_target_row("peak RSS MB", "peak_rss", 1, "≤ 80", lambda v: v <= 80)
         self.add_target_row("cold start to first 200 s", "cold_start_s", 3, "≤ 0.3", lambda v: v <= 0.3)
@@ -202,7 +238,7 @@ class Table:
 
 
 def _absent(target: str) -> str:
-    return "n/a" if target in ("nginx", "portkey") else "skipped"
+    return "n/a" if target in ("nginx", "portkey", "proxy_redis") else "skipped"
 
 
 def markdown(header: tuple[str, ...] | list[str], rows: list[list[str]]) -> str:
@@ -251,12 +287,19 @@ def report(bench: Bench, info: dict, usage: dict[str, dict], metrics_status: str
             + (f"; {p.rounds} rounds, the targets taking turns at each scenario: medians, and for ratios "
                "the median of each round's ratio" if p.rounds > 1 else ""))
     lines.append("load: " + load)
-    proxy = bench.targets.get("proxy")
-    features = ("proxy features: token auth (allow-list, limits set), routing (2 priorities, sticky over 2 keys), "
-                "usage accounting + priced billing, usage lines to stdout (a file)")
+    features = ("proxy features: token auth (allow-list, rpm/tpm limits and a balance: each request is admitted, "
+                "reserves and settles), routing (2 priorities, sticky over 2 keys), usage accounting + priced "
+                "billing, usage lines to stdout (a file)")
     features += ", access log on in 'proxy' (uvicorn's lines, written by the app; stdout), off in 'proxy, no access log' (--no-access-log)"
     features += f"; GET /metrics after the runs → {metrics_status or '?'}"
     lines.append(features)
+    stores = [f"{t.title}: {'redis' if name == 'proxy_redis' else 'memory://'}, "
+              + ("errors ?" if t.state_errors is None else f"{t.state_errors:,.0f} errors")
+              + ("  ⚠ STATE ERRORS (admissions made on local counts)" if t.state_errors else "")
+              for name, t in bench.targets.items() if t.key_kind == "token"]
+    lines.append("fleet state (errors from /metrics): " + "; ".join(stores)
+                 + ("; the redis-server is local, pinned with the fake upstream, persistence off"
+                    if "proxy_redis" in bench.targets else ""))
     for name, counts in usage.items():
         t = bench.targets[name]
         lines.append(f"usage lines ({t.title}): {counts['records']} records, {counts['ok_records']} with status 200 "
@@ -275,10 +318,17 @@ def report(bench: Bench, info: dict, usage: dict[str, dict], metrics_status: str
                "proxy/direct, proxy/ceiling, proxy/lean: ratios of the proxy's value to theirs. "
                "Added TTFC = that column's p50 − direct's p50. "
                "Portkey = Portkey's AI gateway (bench/portkey.py), non-stream scenarios only: its streams fail "
-               "here (500, 'TypeError: immutable')."),
+               "here (500, 'TypeError: immutable'). "
+               "X-on-Y streams: a client of dialect X on the OpenAI chat channel, translated by the proxy (only "
+               "the proxies run them); their ratio is to the proxy's own OpenAI stream, passed through, of the "
+               "same round. 'Redis store' rows: in the proxy column, a second proxy with the same config but "
+               "[state] url = redis://… (a local redis-server); its ratio to the proxy on memory:// is of the "
+               "same round."),
               "", "## Runs (every timed run; errors make a run FAIL)", "", runs_table(bench)]
     total_errors = sum(r.errors for r in bench.runs)
     cold_errors = [t.title for t in bench.targets.values() if t.cold_start_error]
-    lines += ["", f"errors: {total_errors} in timed runs" + (f"; cold start errors: {', '.join(cold_errors)}" if cold_errors else "")]
+    state_errors = sum(t.state_errors or 0 for t in bench.targets.values())
+    lines += ["", f"errors: {total_errors} in timed runs" + (f"; cold start errors: {', '.join(cold_errors)}" if cold_errors else "")
+              + f"; state store errors: {state_errors:,.0f}"]
     lines += [f"note: {n}" for n in bench.notes]
     return "\n".join(lines)

@@ -76,6 +76,7 @@ class Target:
     idle_rss: float | None = None
     peak_rss: float | None = None
     metrics: str | None = None  # what GET /metrics said about the requests it served
+    state_errors: float | None = None  # the proxies: state store calls that failed or timed out (/metrics)
     headers_for: Callable[[Scenario], dict[str, str]] | None = None  # extra request headers (Portkey's)
     only: frozenset[str] | None = None  # the scenarios it runs (None: all)
 
@@ -133,7 +134,7 @@ class Run:
 
 class Bench:
     def __init__(self, profile: Profile, work: Path, client: str, with_nginx: bool, with_ceiling: bool = True,
-                 with_portkey: bool = True, with_lean: bool = True) -> None:
+                 with_portkey: bool = True, with_lean: bool = True, with_redis: bool = True) -> None:
         self.p = profile
         self.work = work
         self.client = client
@@ -141,6 +142,7 @@ class Bench:
         self.with_ceiling = with_ceiling
         self.with_lean = with_lean
         self.with_portkey = with_portkey
+        self.with_redis = with_redis
         self.proxy_cpu, self.load_cpu = procs.cpu_plan()
         self.runs: list[Run] = []
         self.targets: dict[str, Target] = {}
@@ -175,10 +177,21 @@ class Bench:
             time.sleep(0.02)
         self.targets["direct"] = Target("direct", "direct", self.upstream_port, self.upstream, "upstream")
 
-    def write_config(self) -> Path:
-        path = self.work / "bench-upstreams.toml"
+    def start_redis(self) -> str | None:
+        """A redis-server for the proxy's fleet state, pinned with the fake upstream (the proxy's
+        CPU stays its own), persistence off; its URL, or None when it is not installed."""
+        if not self.with_redis:
+            return None
+        if procs.REDIS_SERVER is None:
+            self.notes.append("redis-server not installed: the Redis store rows are n/a (apt-get install -y "
+                              "redis-server)")
+            return None
+        return procs.redis_server(self.work, self.load_cpu, self.cleanup)
+
+    def write_config(self, name: str, state_url: str) -> Path:
+        path = self.work / f"bench-upstreams-{name}.toml"
         path.write_text(CONFIG.format(token=TOKEN, port=self.upstream_port, k1=OPENAI_KEYS[0], k2=OPENAI_KEYS[1],
-                                      k3=OPENAI_KEYS[2], ak=ANTHROPIC_KEY))
+                                      k3=OPENAI_KEYS[2], ak=ANTHROPIC_KEY, state_url=state_url))
         return path
 
     def proxy_argv(self, port: int, access_log: bool) -> list[str]:
@@ -225,13 +238,13 @@ class Bench:
             proc.stop()
         return target
 
-    def start_proxy(self, name: str, title: str, access_log: bool) -> Target:
+    def start_proxy(self, name: str, title: str, access_log: bool, state_url: str = "memory://") -> Target:
         # Bytecode compiled beforehand, as the Dockerfile does (its PYTHONDONTWRITEBYTECODE=1
         # would otherwise make every start compile the app anew).
         for source in ("app.py", "relay", "routes"):
             (compileall.compile_dir if (ROOT / source).is_dir() else compileall.compile_file)(
                 str(ROOT / source), quiet=1)
-        config = self.write_config()
+        config = self.write_config(name, state_url)
         env = {**os.environ, "AURAX_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
         return self.started(name, title, lambda port: self.proxy_argv(port, access_log), env=env,
                             stdout=self.work / f"{name}.stdout")
@@ -252,6 +265,16 @@ class Bench:
         time.sleep(self.p.idle_wait)
         target.idle_rss = target.proc.memory_mb()[0]
         self.targets[name] = target
+        return target
+
+    def start_redis_proxy(self) -> Target | None:
+        """The proxy with its fleet state in a local redis-server: the non-stream scenario only,
+        next to the proxy on memory:// (the same config otherwise)."""
+        url = self.start_redis()
+        if url is None:
+            return None
+        target = self.start_proxy("proxy_redis", "proxy, Redis store", access_log=True, state_url=url)
+        target.only = frozenset({"chat"})
         return target
 
     def start_nginx(self) -> Target | None:
@@ -350,26 +373,30 @@ class Bench:
                 for target in self.targets.values():
                     if target.only is not None and sc.key not in target.only:
                         continue
+                    if sc.translated and target.key_kind != "token":
+                        continue  # only the proxies translate
                     run = self.measure(target, sc, round_)
                     print(f"  {round_}  {target.title:<24} {sc.title:<24} {_brief(run)}", file=sys.stderr,
                           flush=True)
         for target in self.targets.values():
             target.peak_rss = target.proc.memory_mb()[1]
             if target.key_kind == "token":
-                target.metrics = scrape_metrics(target.port)
+                target.metrics, target.state_errors = scrape_metrics(target.port)
 
     def profile(self, target: Target, seconds: float) -> dict[str, Path]:
-        """py-spy stacks of the proxy under the non-stream and stream loads (separate runs)."""
+        """py-spy stacks of a proxy under the non-stream and stream loads (separate runs; those of
+        them it runs), by what was profiled."""
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         if not Path(spy).exists():
             self.notes.append("--profile: py-spy not found (pip install py-spy)")
             return {}
         out = {}
         for sc in scenarios(self.p):
-            if sc.key not in ("chat", "stream"):
+            if sc.key not in ("chat", "stream") or (target.only is not None and sc.key not in target.only):
                 continue
-            path = self.work / f"profile-{sc.key}.txt"
-            with open(self.work / f"py-spy-{sc.key}.err", "wb") as err:
+            name = f"{target.name}-{sc.key}"
+            path = self.work / f"profile-{name}.txt"
+            with open(self.work / f"py-spy-{name}.err", "wb") as err:
                 spy_proc = subprocess.Popen([spy, "record", "--pid", str(target.proc.pid), "--format", "raw",
                                              "--rate", "250", "--duration", str(round(seconds)),
                                              "--output", str(path)], stdout=subprocess.DEVNULL, stderr=err)
@@ -378,9 +405,9 @@ class Bench:
                 target.ok_answers += result.ok
                 spy_proc.wait(timeout=seconds + 60)
             if path.exists():
-                out[sc.key] = path
+                out[f"{target.title}, {sc.title} load"] = path
             else:
-                self.notes.append(f"--profile: py-spy recorded nothing, see {self.work / f'py-spy-{sc.key}.err'}")
+                self.notes.append(f"--profile: py-spy recorded nothing, see {self.work / f'py-spy-{name}.err'}")
         return out
 
     def stop_all(self) -> None:
@@ -399,19 +426,22 @@ def _brief(run: Run) -> str:
     return text
 
 
-def scrape_metrics(port: int) -> str:
-    """GET /metrics, and the finished 2xx requests it counted (proof that metrics ran)."""
+def scrape_metrics(port: int) -> tuple[str, float | None]:
+    """GET /metrics: the finished 2xx requests it counted (proof that metrics ran), and its
+    state store errors (each one an admission made on local counts instead of the store's)."""
     try:
         status, body = _run_async(loadgen.get("127.0.0.1", port, "/metrics"))
     except Exception as exc:  # noqa: BLE001 - reported, not fatal
-        return f"error {exc}"
+        return f"error {exc}", None
     if status != 200:
-        return f"{status}" + (" (not implemented)" if status == 404 else "")
-    ok = 0.0
+        return f"{status}" + (" (not implemented)" if status == 404 else ""), None
+    ok, state_errors = 0.0, None
     for line in body.decode("utf-8", "replace").splitlines():
         if line.startswith("aurax_requests_total{") and 'status="2' in line:
             ok += float(line.rsplit(" ", 1)[1])
-    return f"200, aurax_requests_total 2xx = {ok:,.0f}"
+        elif line.startswith("aurax_state_errors_total "):
+            state_errors = float(line.rsplit(" ", 1)[1])
+    return f"200, aurax_requests_total 2xx = {ok:,.0f}", state_errors
 
 
 # ---- usage records ------------------------------------------------------------------------------
@@ -454,6 +484,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-lean", action="store_true",
                     help="skip the lean column (bench/lean.py: Starlette + httpx over the proxy's transport, "
                          "no features)")
+    ap.add_argument("--no-redis", action="store_true",
+                    help="skip the proxy with its fleet state in a local redis-server (the Redis store rows)")
     ap.add_argument("--no-access-log-run", choices=("auto", "yes", "no"), default="auto",
                     help="also run a proxy with --no-access-log (auto: in full runs)")
     ap.add_argument("--duration", type=float, help="seconds per timed run (overrides the profile)")
@@ -476,7 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     nolog = args.no_access_log_run == "yes" or (args.no_access_log_run == "auto" and not args.quick)
 
     bench = Bench(profile, work, client, with_nginx=not args.no_nginx, with_ceiling=not args.no_ceiling,
-                  with_portkey=not args.no_portkey, with_lean=not args.no_lean)
+                  with_portkey=not args.no_portkey, with_lean=not args.no_lean, with_redis=not args.no_redis)
     procs.pin_self(bench.load_cpu)
     info = machine()
     usage: dict[str, dict] = {}
@@ -490,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         proxy = bench.start_proxy("proxy", "proxy", access_log=True)
         if nolog:
             bench.start_proxy("proxy_nolog", "proxy, no access log", access_log=False)
+        redis_proxy = bench.start_redis_proxy()
         bench.start_ceiling()
         bench.start_lean()
         if not args.no_nginx and not nginx.NGINX:
@@ -503,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics_status = proxy.metrics
         if args.profile:
             profiles = bench.profile(proxy, 12 if not args.quick else 4)
+            if redis_proxy is not None:
+                profiles |= bench.profile(redis_proxy, 12 if not args.quick else 4)
         for name, target in bench.targets.items():
             if name == "direct":
                 continue  # (the fake upstream: stopped last, by stop_all)
@@ -531,9 +566,10 @@ def main(argv: list[str] | None = None) -> int:
     if profiles:
         import profile_summary
         for key, path in profiles.items():
-            print(f"\n## py-spy profile of the proxy, {key} load ({path})\n")
+            print(f"\n## py-spy profile: {key} ({path})\n")
             print(profile_summary.summary(path))
-    failed = sum(r.errors for r in bench.runs) + sum(1 for t in bench.targets.values() if t.cold_start_error)
+    failed = (sum(r.errors for r in bench.runs) + sum(1 for t in bench.targets.values() if t.cold_start_error)
+              + sum(1 for t in bench.targets.values() if t.state_errors))
     missing = any(c["billed"] < bench.targets[n].ok_answers for n, c in usage.items())
     return 1 if failed or missing else 0
 

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 import fake_upstream as fake
+import translated
 
 TOKEN = "sk-ax-bench-0123456789abcdef0123456789abcdef"
 OPENAI_KEYS = ("sk-bench-upstream-openai-1", "sk-bench-upstream-openai-2", "sk-bench-upstream-openai-backup")
 ANTHROPIC_KEY = "sk-ant-bench-upstream"
 
-# Every feature on: token auth with a model allow-list and limits (far above the load), two
-# priorities of channels and two keys (sticky routing hashes each conversation), prices so every
-# request is billed, usage lines on stdout.
+# Every feature on: token auth with a model allow-list, limits and a balance (far above the
+# load, so every request is admitted, but each one reserves and settles), two priorities of
+# channels and two keys (sticky routing hashes each conversation), prices so every request is
+# billed, usage lines on stdout. The fleet state is in `state_url`: memory:// or a redis-server.
 CONFIG = """\
 [proxy]
 token_prefix = "sk-ax-"
@@ -31,6 +34,7 @@ group = "default"
 models = ["gpt-4o*", "claude-*"]
 rpm = 100000000
 tpm = 1000000000000
+balance_usd = 10000
 
 [[tokens]]
 name = "other"
@@ -66,6 +70,9 @@ groups = ["default"]
 [prices]
 "gpt-4o-mini" = {{ input = 0.15, cached_input = 0.075, output = 0.6 }}
 "claude-haiku-4-5" = {{ input = 1, cached_input = 0.1, output = 5 }}
+
+[state]
+url = "{state_url}"
 """
 
 # What an official SDK sends besides the credential.
@@ -81,6 +88,9 @@ SDK_HEADERS = {
     "x-stainless-runtime-version": "3.12.8",
     "x-stainless-retry-count": "0",
 }
+
+# What google-genai sends instead (it has no x-stainless headers).
+GENAI_USER_AGENT = "google-genai-sdk/1.33.0 gl-python/3.12.8"
 
 
 @dataclass(frozen=True)
@@ -103,7 +113,9 @@ class Profile:
 
 
 FULL = Profile(False, 5, None, 2, 50, 100, 50, 10, 5, None, 3, 1.0, rounds=3)
-QUICK = Profile(True, 1, 300, 0, 10, 5, 5, 2, None, 5, 1, 0.2)
+# Quick streams: enough of them (40 × 5 chunks) for a CPU time of a few clock ticks, so a
+# translated stream's ratio to the pass-through one has a denominator.
+QUICK = Profile(True, 1, 300, 0, 10, 5, 5, 2, None, 40, 1, 0.2)
 
 
 @dataclass(frozen=True)
@@ -111,12 +123,15 @@ class Scenario:
     key: str
     title: str
     path: str
-    dialect: str
+    dialect: str  # the client's: openai (chat and Responses), anthropic or gemini
     body: bytes
-    expected: bytes
+    expected: bytes | re.Pattern[bytes]  # the answer's exact bytes, or a pattern it must match whole
     stream: bool = False
     chunks: int = 0
     gap_ms: float = 0.0
+    # A client of another dialect than its channel's: only the proxies run it (direct, the
+    # references, nginx and Portkey cannot translate).
+    translated: bool = False
 
 
 def _chat_body(content: str, **extra) -> bytes:
@@ -160,7 +175,35 @@ def scenarios(p: Profile) -> list[Scenario]:
         Scenario("anthropic_stream", "Anthropic stream", "/v1/messages", "anthropic", anthropic_body,
                  fake.expected_stream_body("anthropic", p.stream_chunks),
                  stream=True, chunks=p.stream_chunks, gap_ms=p.stream_gap_ms),
+        *translated_scenarios(p),
     ]
+
+
+def translated_scenarios(p: Profile) -> list[Scenario]:
+    """Streams of clients of three other dialects, all on the OpenAI chat channel (gpt-4o-mini):
+    what they cost is compared with the OpenAI stream's, which the proxy passes through."""
+    shape = {"stream": True, "chunks": p.stream_chunks, "gap_ms": p.stream_gap_ms, "translated": True}
+    system, prompt = "You are a helpful assistant.", "Say this is a test!"
+    anthropic = {"model": fake.MODEL, "max_tokens": 1024, "stream": True, "system": system,
+                 "messages": [{"role": "user", "content": prompt}]}
+    # As Codex CLI sends it: input items, and store false (it keeps its own history).
+    responses = {"model": fake.MODEL, "instructions": system, "stream": True, "store": False,
+                 "input": [{"type": "message", "role": "user", "content": [{"type": "input_text", "text": prompt}]}]}
+    gemini = {"contents": [{"role": "user", "parts": [{"text": prompt}]}],
+              "systemInstruction": {"parts": [{"text": system}]}}
+    return [
+        Scenario("anthropic_on_openai", "Anthropic-on-OpenAI stream", "/v1/messages", "anthropic", _dump(anthropic),
+                 translated.anthropic_on_openai(p.stream_chunks), **shape),
+        Scenario("responses_on_chat", "Responses-on-chat stream", "/v1/responses", "openai", _dump(responses),
+                 translated.responses_on_chat(p.stream_chunks, responses), **shape),
+        Scenario("gemini_on_openai", "Gemini-on-OpenAI stream",
+                 f"/v1beta/models/{fake.MODEL}:streamGenerateContent?alt=sse", "gemini", _dump(gemini),
+                 translated.gemini_on_openai(p.stream_chunks), **shape),
+    ]
+
+
+def _dump(body: dict) -> bytes:
+    return json.dumps(body, separators=(",", ":")).encode()
 
 
 def request_headers(sc: Scenario, key_kind: str) -> dict[str, str]:
@@ -169,6 +212,9 @@ def request_headers(sc: Scenario, key_kind: str) -> dict[str, str]:
         headers["user-agent"] = "Anthropic/Python 0.60.0"
         headers["anthropic-version"] = "2023-06-01"
         headers["x-api-key"] = TOKEN if key_kind == "token" else ANTHROPIC_KEY
+    elif sc.dialect == "gemini":  # (translated only: always the proxy token)
+        headers = {"content-type": "application/json", "user-agent": GENAI_USER_AGENT,
+                   "x-goog-api-client": GENAI_USER_AGENT, "x-goog-api-key": TOKEN}
     else:
         headers["authorization"] = "Bearer " + (TOKEN if key_kind == "token" else OPENAI_KEYS[0])
     if sc.stream:

@@ -5,6 +5,7 @@ a socket error or a missing usage line."""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,13 +14,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
+TRANSLATED = ("Anthropic-on-OpenAI", "Responses-on-chat", "Gemini-on-OpenAI")
+# Rows of the proxies alone: translated streams (nobody else translates) and ratios between proxies.
+PROXY_ONLY_ROWS = (
+    *(f"{name} stream CPU s / 1k chunks" for name in TRANSLATED),
+    *(f"{name} / pass-through stream, CPU per chunk" for name in TRANSLATED),
+    "Redis / memory:// non-stream req/s", "Redis / memory:// non-stream CPU per request",
+)
 ROWS = (
     "non-stream req/s", "non-stream CPU ms/req", "non-stream CPU busy %", "100 KB body req/s",
     "100 KB body CPU ms/req", "stream TTFC p50 ms", "stream added TTFC p50 ms", "stream CPU s / 1k chunks",
     "Anthropic stream TTFC p50 ms", "Anthropic stream added TTFC p50 ms", "Anthropic stream CPU s / 1k chunks",
-    "idle RSS MB", "peak RSS MB", "cold start to first 200 s",
+    "Redis store: non-stream req/s", "Redis store: non-stream CPU ms/req",
+    "idle RSS MB", "peak RSS MB", "cold start to first 200 s", *PROXY_ONLY_ROWS,
 )
 SCENARIOS = ("chat", "chat_100k", "stream", "anthropic_stream")
+TRANSLATED_SCENARIOS = ("anthropic_on_openai", "responses_on_chat", "gemini_on_openai")
+NUMBER = re.compile(r"[+-]?[0-9][0-9,]*(\.[0-9]+)?×?")
 
 
 def _table(text: str, first_column_header: str) -> list[list[str]]:
@@ -46,23 +57,32 @@ def test_quick_benchmark_prints_its_table_without_errors(tmp_path):
         assert any(label.startswith(name) for label in labels), f"row {name!r} missing from:\n{out}"
     for row in scenarios:
         assert len(row) == 14, row
-        assert row[2] not in ("", "—", "skipped"), f"no proxy value in {row}"
+        assert NUMBER.fullmatch(row[2]), f"no proxy value in {row}"
+        if row[0].startswith(PROXY_ONLY_ROWS):
+            continue
         assert row[4] not in ("", "—", "skipped"), f"no ceiling value in {row}"
         assert row[6] not in ("", "—", "skipped"), f"no lean value in {row}"
 
     runs = _table(out, "run")
     targets = {row[0].split(" / ")[0] for row in runs}
-    references = ("direct", "proxy", "ceiling (Starlette + aiohttp)", "lean (Starlette + httpx)")
-    assert set(references) <= targets
+    references = ("direct", "ceiling (Starlette + aiohttp)", "lean (Starlette + httpx)")
+    assert {*references, "proxy", "proxy, Redis store"} <= targets
+
+    def scenarios_of(target: str) -> set[str]:
+        return {row[0].split(" / ")[1] for row in runs if row[0].startswith(target + " /")}
+
     for target in references:
-        assert {row[0].split(" / ")[1] for row in runs if row[0].startswith(target + " /")} == set(SCENARIOS)
+        assert scenarios_of(target) == set(SCENARIOS)
+    assert scenarios_of("proxy") == {*SCENARIOS, *TRANSLATED_SCENARIOS}
+    assert scenarios_of("proxy, Redis store") == {"chat"}
     for row in runs:
         answers, ok, non_2xx, wrong, socket_errors = row[3:8]
         assert int(answers) > 0 and int(ok) == int(answers), row
         assert (non_2xx, wrong, socket_errors) == ("0", "0", "0"), row
 
     assert "⚠" not in out
-    assert "errors: 0 in timed runs" in out
+    assert "errors: 0 in timed runs" in out and "state store errors: 0" in out
+    assert "proxy, Redis store: redis, 0 errors" in out  # /metrics said so: no admission fell back
     assert "machine:" in out and "packages:" in out
     assert (tmp_path / "table.md").exists() and (tmp_path / "results.json").exists()
 
@@ -71,6 +91,21 @@ def test_quick_benchmark_prints_its_table_without_errors(tmp_path):
 
 sys.path.insert(0, str(ROOT / "bench"))
 import loadgen
+import translated
+
+
+def test_a_translated_responses_stream_must_repeat_the_ids_it_made_up():
+    body = {"model": "gpt-4o-mini", "instructions": "Be brief.", "stream": True, "store": False, "input": "Hi"}
+    pattern = translated.responses_on_chat(3, body)
+    resp, msg = "resp_" + "0123456789abcdef01234567", "msg_" + "89abcdef0123456789abcdef"
+    good = translated.responses_stream(3, body, resp, msg, 1796606925)
+    assert pattern.fullmatch(good)
+    other = "msg_" + "f" * 24
+    at = good.index(msg.encode()) + 1  # a second message id from the second event that names one on
+    assert pattern.fullmatch(good[:at] + good[at:].replace(msg.encode(), other.encode(), 1)) is None
+    assert pattern.fullmatch(good.replace(b"1796606925", b"1796606926", 1)) is None
+    assert pattern.fullmatch(good.replace(b'"store":false', b'"store":true')) is None
+    assert pattern.fullmatch(translated.responses_stream(4, body, resp, msg, 1796606925)) is None
 
 STREAM_BODY = b"data: {\"n\":1}\n\n"
 CHUNKED_ANSWER = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
