@@ -100,21 +100,20 @@ class Proc:
                 f.close()
 
 
-def redis_server(work: Path, cpu: int | None, started: list[Proc]) -> str:
-    """Starts a redis-server on a free port, pinned to `cpu`, persistence off (nothing written to
-    disk during a run), and appends it to `started` (whoever stops those stops it by its PID);
-    returns its URL once it answers PING."""
+def redis_server(work: Path, cpu: int | None) -> tuple[Proc, str]:
+    """A redis-server on a free port, pinned to `cpu`, persistence off (nothing written to disk
+    during a run), and its URL, once it answers PING. The caller stops it (by its PID)."""
     port = free_port()
     argv = [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--dir", str(work)]
     proc = Proc("redis-server", argv, cpu=cpu, stdout=work / "redis-server.log", stderr=work / "redis-server.err")
-    started.append(proc)
     deadline = time.monotonic() + 20
     while not _answers_ping(port):  # it prints nothing else to wait for
         if time.monotonic() > deadline or not proc.alive():
+            proc.stop()
             raise RuntimeError(f"redis-server did not start: {(work / 'redis-server.log').read_text()}")
         time.sleep(0.02)
-    return f"redis://127.0.0.1:{port}"
+    return proc, f"redis://127.0.0.1:{port}"
 
 
 def _answers_ping(port: int) -> bool:

@@ -227,6 +227,8 @@ class Table:
                  comma=True, who="proxy_redis")
         self.add("Redis store: non-stream CPU ms/req", "chat", lambda r: r.cpu_ms_per_req, digits=3,
                  who="proxy_redis")
+        self.add("Redis store: redis-server CPU ms/req", "chat", lambda r: r.store_cpu_ms_per_req, digits=3,
+                 who="proxy_redis", ratio=False, direct=False)
         self.add_ratio("Redis / memory:// non-stream req/s", "proxy_redis", "chat", "proxy", "chat",
                        lambda r: r.rate, target_text="≥ 0.80×", check=lambda v: v >= 0.8)
         self.add_ratio("Redis / memory:// non-stream CPU per request", "proxy_redis", "chat", "proxy", "chat",

@@ -77,6 +77,7 @@ class Target:
     peak_rss: float | None = None
     metrics: str | None = None  # what GET /metrics said about the requests it served
     state_errors: float | None = None  # the proxies: state store calls that failed or timed out (/metrics)
+    store: procs.Proc | None = None  # its state store's server, whose CPU is measured with its own
     headers_for: Callable[[Scenario], dict[str, str]] | None = None  # extra request headers (Portkey's)
     only: frozenset[str] | None = None  # the scenarios it runs (None: all)
 
@@ -99,6 +100,7 @@ class Run:
     upstream_cpu_s: float
     chunks_per_stream: int = 0
     round: int = 1
+    store_cpu_s: float | None = None  # its state store's server's (a redis-server's) CPU time
 
     @property
     def errors(self) -> int:
@@ -111,6 +113,10 @@ class Run:
     @property
     def cpu_ms_per_req(self) -> float | None:
         return self.cpu_s * 1000 / self.result.ok if self.result.ok else None
+
+    @property
+    def store_cpu_ms_per_req(self) -> float | None:
+        return self.store_cpu_s * 1000 / self.result.ok if self.result.ok and self.store_cpu_s is not None else None
 
     @property
     def busy(self) -> float | None:
@@ -176,17 +182,6 @@ class Bench:
                 raise RuntimeError(f"the fake upstream did not start: {self.upstream.stderr_text()}")
             time.sleep(0.02)
         self.targets["direct"] = Target("direct", "direct", self.upstream_port, self.upstream, "upstream")
-
-    def start_redis(self) -> str | None:
-        """A redis-server for the proxy's fleet state, pinned with the fake upstream (the proxy's
-        CPU stays its own), persistence off; its URL, or None when it is not installed."""
-        if not self.with_redis:
-            return None
-        if procs.REDIS_SERVER is None:
-            self.notes.append("redis-server not installed: the Redis store rows are n/a (apt-get install -y "
-                              "redis-server)")
-            return None
-        return procs.redis_server(self.work, self.load_cpu, self.cleanup)
 
     def write_config(self, name: str, state_url: str) -> Path:
         path = self.work / f"bench-upstreams-{name}.toml"
@@ -268,13 +263,19 @@ class Bench:
         return target
 
     def start_redis_proxy(self) -> Target | None:
-        """The proxy with its fleet state in a local redis-server: the non-stream scenario only,
-        next to the proxy on memory:// (the same config otherwise)."""
-        url = self.start_redis()
-        if url is None:
+        """The proxy with its fleet state in a local redis-server (pinned with the fake upstream,
+        so the proxy's CPU stays its own; persistence off): the non-stream scenario only, next to
+        the proxy on memory:// (the same config otherwise)."""
+        if not self.with_redis:
             return None
+        if procs.REDIS_SERVER is None:
+            self.notes.append("redis-server not installed: the Redis store rows are n/a (apt-get install -y "
+                              "redis-server)")
+            return None
+        server, url = procs.redis_server(self.work, self.load_cpu)
+        self.cleanup.append(server)
         target = self.start_proxy("proxy_redis", "proxy, Redis store", access_log=True, state_url=url)
-        target.only = frozenset({"chat"})
+        target.only, target.store = frozenset({"chat"}), server
         return target
 
     def start_nginx(self) -> Target | None:
@@ -353,11 +354,14 @@ class Bench:
             warm = self.drive(target, sc, duration=self.p.warmup)
             target.ok_answers += warm.ok
         duration, count = self.timed(sc)
+        store = target.store
         cpu0, up0 = target.proc.cpu_seconds(), self.upstream.cpu_seconds()
+        store0 = store.cpu_seconds() if store else 0.0
         result = self.drive(target, sc, duration=duration, count=count)
         cpu1, up1 = target.proc.cpu_seconds(), self.upstream.cpu_seconds()
+        store_cpu = store.cpu_seconds() - store0 if store else None
         target.ok_answers += result.ok
-        run = Run(target.name, sc.key, result, cpu1 - cpu0, up1 - up0, sc.chunks, round_)
+        run = Run(target.name, sc.key, result, cpu1 - cpu0, up1 - up0, sc.chunks, round_, store_cpu)
         self.runs.append(run)
         if result.first_bad:
             bad = self.work / f"bad-{target.name}-{sc.key}-{round_}.txt"
@@ -556,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
         "runs": [{"target": r.target, "scenario": r.scenario, "tool": r.result.tool, "elapsed": r.result.elapsed,
                   "round": r.round, "requests": r.result.requests, "ok": r.result.ok, "non_2xx": r.result.non_2xx,
                   "wrong_body": r.result.wrong_body, "socket_errors": r.result.socket_errors,
-                  "rate": r.rate, "cpu_s": r.cpu_s, "upstream_cpu_s": r.upstream_cpu_s,
+                  "rate": r.rate, "cpu_s": r.cpu_s, "upstream_cpu_s": r.upstream_cpu_s, "store_cpu_s": r.store_cpu_s,
                   "cpu_ms_per_req": r.cpu_ms_per_req, "ttfc_p50_ms": r.ttfc_p50_ms,
                   "cpu_s_per_1k_chunks": r.cpu_s_per_1k_chunks} for r in bench.runs],
         "targets": {k: {"cold_start_s": t.cold_start_s, "cold_start_error": t.cold_start_error,

@@ -19,6 +19,7 @@ TRANSLATED = ("Anthropic-on-OpenAI", "Responses-on-chat", "Gemini-on-OpenAI")
 PROXY_ONLY_ROWS = (
     *(f"{name} stream CPU s / 1k chunks" for name in TRANSLATED),
     *(f"{name} / pass-through stream, CPU per chunk" for name in TRANSLATED),
+    "Redis store: redis-server CPU ms/req",
     "Redis / memory:// non-stream req/s", "Redis / memory:// non-stream CPU per request",
 )
 ROWS = (
