@@ -1,15 +1,17 @@
 """The relay's price, measured: one command, one table.
 
-    .venv/bin/python bench/run.py            # full run, about 10 minutes
+    .venv/bin/python bench/run.py            # full run, about 12 minutes
     .venv/bin/python bench/run.py --quick    # a tiny load, seconds: checks the benchmark works
 
 Loads the fake upstream directly, through the proxy (every feature on; with and without
 the access log), through the design's ceiling (bench/ceiling.py: Starlette + aiohttp and
 nothing else), through lean (bench/lean.py: Starlette, and the proxy's httpx client and
-transport used through client.send), through nginx and Portkey when installed; prints a markdown table
-of the scenarios with ratios to direct, to the ceiling, to lean and to Portkey, and the targets
-of issue #6. The proxy is pinned to one CPU; the fake upstream and the load generator (wrk,
-else the asyncio client) share the other. Every run counts non-2xx answers and wrong bodies; an
+transport used through client.send), through nginx and Portkey when installed; then translated
+streams (three client dialects on the OpenAI chat channel) against the proxy's pass-through
+stream, and the proxy with its fleet state in a local redis-server against memory://. Prints a
+markdown table of the scenarios with ratios to direct, to the ceiling, to lean and to Portkey,
+and the targets of issues #6, #14 and #15. The proxy is pinned to one CPU; the fake upstream,
+the load generator (wrk, else the asyncio client) and the redis-server share the other. Every run counts non-2xx answers and wrong bodies; an
 errored run is never a pass. See bench/README.md.
 """
 
