@@ -5,6 +5,7 @@ a socket error or a missing usage line."""
 from __future__ import annotations
 
 import asyncio
+import importlib
 import re
 import subprocess
 import sys
@@ -92,7 +93,21 @@ def test_quick_benchmark_prints_its_table_without_errors(tmp_path):
 
 sys.path.insert(0, str(ROOT / "bench"))
 import loadgen
-import translated
+
+
+def _bench_module(name: str):
+    """A module of bench/ that imports bench/fake_upstream.py: imported without leaving that in
+    sys.modules, where it would take the place of tests/fake_upstream.py for the other tests."""
+    saved = sys.modules.pop("fake_upstream", None)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.modules.pop("fake_upstream", None)
+        if saved is not None:
+            sys.modules["fake_upstream"] = saved
+
+
+translated = _bench_module("translated")
 
 
 def test_a_translated_responses_stream_must_repeat_the_ids_it_made_up():
