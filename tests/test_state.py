@@ -230,6 +230,20 @@ def test_settlement_is_idempotent_per_request(make_store):
     assert account.requests_today == 2 and account.reserved_usd == 0
 
 
+def test_a_request_that_cost_nothing_settles_on_a_balance(make_store):
+    """A request that failed (the client went away, the upstream erred) settles $0: it releases
+    its reservation and counts, and never fails the batch it came in."""
+    async def body(store):
+        await store.admit(Ask("r1", "alice", usd=0.5, opening_usd=1.0))
+        await store.admit(Ask("r2", "alice", usd=0.5))
+        await store.settle([Settlement("r1", "alice", DAY, 0.0, 0), Settlement("r2", "alice", DAY, 0.25, 10)])
+        return await store.account("alice", DAY)
+
+    account = run(make_store, body)
+    assert account.balance_usd == pytest.approx(0.75) and account.spent_usd == pytest.approx(0.25)
+    assert account.requests_today == 2 and account.reserved_usd == 0
+
+
 def test_spend_per_utc_day(make_store):
     async def body(store):
         await store.settle([

@@ -146,7 +146,8 @@ if held then
   end
 end
 local billed = tonumber(ARGV[2])
-if redis.call('HEXISTS', KEYS[1], 'bal') == 1 then redis.call('HINCRBY', KEYS[1], 'bal', -billed) end
+-- (formatted: Lua writes -0 as "-0", which HINCRBY refuses, failing a $0 settlement's batch)
+if redis.call('HEXISTS', KEYS[1], 'bal') == 1 then redis.call('HINCRBY', KEYS[1], 'bal', string.format('%d', -billed)) end
 redis.call('HINCRBY', KEYS[1], 'spent', billed)
 redis.call('HINCRBY', KEYS[7], 'usd', billed)
 if redis.call('HINCRBY', KEYS[7], 'n', 1) == 1 then redis.call('EXPIRE', KEYS[7], ARGV[5]) end
