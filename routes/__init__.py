@@ -12,6 +12,7 @@ from relay.runtime import Runtime
 from .forward import Forward
 from .health import health_routes
 from .models import Models
+from .responses import KeptResponses
 from .table import ROWS, canonical_path
 
 
@@ -71,9 +72,13 @@ class Dispatch:
         await app(scope, receive, send)
 
 
+# Rows served by a handler of their own (lists and kept answers); the rest are forwarded.
+_HANDLERS = {("GET", "models"): Models, ("GET", "responses"): KeptResponses}
+
+
 def route_table(rt: Runtime) -> list[Route]:
     routes = [
-        DialectRoute(row.path, (Models if row.endpoint == "models" else Forward)(row, rt), methods=[row.method])
+        DialectRoute(row.path, _HANDLERS.get((row.method, row.endpoint), Forward)(row, rt), methods=[row.method])
         for row in ROWS
     ]
     return routes + health_routes(rt, DialectRoute)

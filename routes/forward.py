@@ -14,7 +14,7 @@ import hashlib
 import httpx
 import orjson
 
-from relay import bodies, errors, headers as header_rules
+from relay import bodies, errors, headers as header_rules, stored
 from relay.auth import Caller, check_model, find_key
 from relay.config import Channel
 from relay.dialects import Dialect
@@ -196,6 +196,14 @@ class Forward:
             if not tiers:
                 await self._estimate_count(payload, answer)  # no channel for this model can count
                 return
+        kept = None
+        if row.keeps and not caller.passthrough and isinstance(previous := payload.get("previous_response_id"), str):
+            kept = stored.load(await self._fleet_call(rt.fleet.get_response(caller.token.name, previous)))
+            if kept is None:  # perhaps an upstream that keeps answers itself knows it
+                tiers = tuple(t for t in (tuple(c for c in tier if c.serves(row.dialect)) for tier in tiers) if t)
+                if not tiers:
+                    raise stored.not_found(previous)
+        keep = row.keeps and not caller.passthrough and payload.get("store") is not False
         streaming = self._streaming(payload)
         call.stream = streaming
         client_sse = streaming and row.dialect.client_sse(scope["query_string"])
@@ -214,7 +222,11 @@ class Forward:
                 call.secrets.append(attempt.key)
             call.upstream_model = channel.upstream_model(model)
             translation = None if channel.serves(row.dialect) else between(row.dialect, channel.dialect)
-            request, drop_usage_chunk, chat = self._request(scope, attempt, caller, payload, body, model,
+            sent, sent_body = payload, body
+            if kept is not None:  # the kept conversation goes first
+                sent = stored.continued(payload, kept, native=translation is None)
+                sent_body = orjson.dumps(sent) if translation is None else body
+            request, drop_usage_chunk, chat = self._request(scope, attempt, caller, sent, sent_body, model,
                                                             translation, streaming)
             try:
                 if client_sse:
@@ -242,21 +254,39 @@ class Forward:
             try:
                 call.billable = True  # an upstream answered: what it sends on is used, even if cut short
                 meter = channel.dialect.meter()
-                pipe = self._pipe(response, channel, translation, payload, chat, model, drop_usage_chunk,
+                pipe = self._pipe(response, channel, translation, sent, chat, model, drop_usage_chunk,
                                   client_sse, meter, call)
                 if pipe is None:
-                    await self._whole(response, translation, meter, model, payload, answer)
-                    return
-                try:
-                    await stream(response, pipe, answer, rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
-                finally:
-                    _meter_stream(call, meter, payload)
+                    shown = await self._whole(response, translation, meter, model, sent, answer)
+                else:
+                    try:
+                        await stream(response, pipe, answer, rt.alarms, self.proxy.keepalive_s,
+                                     self.proxy.idle_timeout_s)
+                    finally:
+                        _meter_stream(call, meter, sent)
+                    shown = pipe.final() if pipe.complete and not pipe.failed else None
             finally:
                 await response.aclose()
+            if keep and isinstance(shown, dict) and isinstance(shown.get("id"), str):
+                await self._keep(caller, sent, shown, native=translation is None)
             return
         if failure is None:
             failure = ProxyError(503, f"No upstream could serve the model '{model}'", code="no_upstream")
         await answer.error(row.dialect, failure)
+
+    async def _fleet_call(self, awaitable):
+        try:
+            return await awaitable
+        except StoreUnavailable:
+            raise STORE_DOWN from None
+
+    async def _keep(self, caller: Caller, sent: dict, response: dict, native: bool) -> None:
+        """Keeps a Responses answer for `previous_response_id`; a store that fails costs only that."""
+        try:
+            await self.rt.fleet.put_response(caller.token.name, response["id"], stored.record(sent, response, native),
+                                             self.rt.config.state.responses_ttl_h * 3600)
+        except StoreUnavailable:
+            log.warning("the state store could not keep response %s", response["id"])
 
     def _counts_upstream(self, channel: Channel) -> bool:
         """Whether `channel` counts tokens itself (natively, or at its own counting endpoint)."""
@@ -310,6 +340,8 @@ class Forward:
                 endpoint, translated = counting.endpoint, counting.request_from_chat(chat, upstream_model)
             else:
                 endpoint, translated = translation.endpoint(chat), translation.request(chat, upstream_model)
+                if channel.auto_cache and channel.dialect.auto_cache is not None:
+                    translated = channel.dialect.auto_cache(translated)
             if not channel.stream_usage:
                 translated.pop("stream_options", None)
             content = orjson.dumps(translated)
@@ -405,7 +437,8 @@ class Forward:
         return Raw()
 
     async def _whole(self, response: httpx.Response, translation: Translation | None, meter: Meter, model: str,
-                     payload, answer: Answer) -> None:
+                     payload, answer: Answer) -> dict | None:
+        """Sends a whole answer on; returns it as the client sees it, parsed (None if not JSON)."""
         call = answer.call
         try:
             data = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s)
@@ -418,8 +451,9 @@ class Forward:
         if isinstance(parsed, dict):
             meter.answer(parsed)
             if translation is not None:
-                data = orjson.dumps(self._translated_answer(translation, parsed, model, payload))
-            elif "error" in parsed:
+                parsed = self._translated_answer(translation, parsed, model, payload)
+                data = orjson.dumps(parsed)
+            elif parsed.get("error"):
                 data = call.scrub_bytes(data)  # an error under a 200 may quote the key it was sent
         elif translation is not None:
             raise ProxyError(502, "The upstream answered with a body that is not JSON", code="bad_upstream_answer")
@@ -428,6 +462,7 @@ class Forward:
         _meter_answer(call, meter, payload, parsed, self.row.does == GENERATE)
         out = JSON if translation is not None else header_rules.downstream(response.headers.raw, call.secrets)
         await answer.whole(response.status_code, out, data)
+        return parsed if isinstance(parsed, dict) and not parsed.get("error") else None
 
     def _translated_answer(self, translation: Translation, parsed: dict, model: str, payload) -> dict:
         if self.row.does != COUNT:
