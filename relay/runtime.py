@@ -9,6 +9,7 @@ import httpx
 from .alarms import Alarms
 from .auth import Auth
 from .config import Channel, Config, Globs
+from .intake import Intake
 from .limits import Limits
 from .metrics import Metrics, configured_models
 from .records import Call, UsageLog, record
@@ -30,6 +31,7 @@ class Runtime:
         proxy = config.proxy
         self.alarms = Alarms.for_intervals(proxy.keepalive_s, proxy.idle_timeout_s, proxy.first_byte_timeout_s)
         self.upstream = Upstream(proxy, self.alarms, transport)
+        self.intake = Intake(proxy, self.alarms)
         self.usage_log = UsageLog(usage_out)
         self.limits = Limits()
         self.draining = False
@@ -38,6 +40,7 @@ class Runtime:
             resting_keys=self.routes.resting_count,
             open_streams=lambda: sum(1 for call in self.open_calls.values() if call.stream),
             known_models=configured_models(config),
+            body_bytes=lambda: self.intake.held,
         )
         self.webhook = None
         if config.usage.webhook:

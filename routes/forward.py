@@ -19,6 +19,7 @@ from relay.auth import Caller, check_model, find_key
 from relay.config import Channel
 from relay.edge import client_ip, header_map
 from relay.errors import ProxyError, UpstreamFailure, redact, upstream_message
+from relay.intake import ClientGone
 from relay.records import Call
 from relay.routing import Attempt
 from relay.runtime import Runtime
@@ -34,10 +35,6 @@ _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 _KEY_STATUSES = frozenset({401, 403})  # the channel's key is refused: rest it, try another
 _ERROR_BODY_LIMIT = 64 * 1024
 _TRANSLATABLE = frozenset({"chat/completions", "messages"})  # endpoints other dialects can serve
-
-
-class ClientGone(Exception):
-    pass
 
 
 class Forward:
@@ -65,9 +62,9 @@ class Forward:
             self._describe(call, caller)
             if caller.token is not None:
                 rt.limits.admit(caller.token)
-            body = await self._read_body(receive, headers)
-            watcher = Watcher(receive, call, task, rt.alarms)
-            await self.serve(scope, headers, caller, body, answer)
+            async with rt.intake.body(receive, headers) as body:  # counted until the request is over
+                watcher = Watcher(receive, call, task, rt.alarms)
+                await self.serve(scope, headers, caller, body, answer)
         except ProxyError as err:
             await answer.error(dialect, err)
         except ClientGone:
@@ -95,24 +92,6 @@ class Forward:
             call.token = caller.token
             call.group = caller.group.name
             call.multiplier = caller.group.multiplier
-
-    async def _read_body(self, receive, headers: dict[str, str]) -> bytes:
-        limit = self.proxy.max_body_bytes
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _too_large(limit)
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _model(self, scope, headers: dict[str, str], body: bytes) -> tuple[dict | None, str]:
         source = self.row.model_from
@@ -377,11 +356,6 @@ class Forward:
         answer.call.usage = meter.usage
         out = JSON if translation is not None else header_rules.downstream(response.headers.raw)
         await answer.whole(response.status_code, out, data)
-
-
-def _too_large(limit: int) -> ProxyError:
-    return ProxyError(413, f"Request body is larger than the {limit / (1024 * 1024):g} MB limit",
-                      code="request_too_large")
 
 
 def unreachable(exc: Exception, channel: Channel, key: str, request_id: str = "") -> ProxyError:
