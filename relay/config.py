@@ -18,18 +18,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Mapping
 
-# A channel's type is the dialect its upstream speaks; azure speaks OpenAI's with other URLs.
-CHANNEL_DIALECTS = MappingProxyType(
-    {"openai": "openai", "azure": "openai", "anthropic": "anthropic", "gemini": "gemini"}
-)
-DIALECTS = ("openai", "anthropic", "gemini")
-DEFAULT_BASE_URLS = MappingProxyType(
-    {
-        "openai": "https://api.openai.com/v1",
-        "anthropic": "https://api.anthropic.com",
-        "gemini": "https://generativelanguage.googleapis.com",
-    }
-)
+from .dialects import CHANNEL_KINDS, PASSTHROUGH, RESPONSES, ChannelKind, Dialect
+
 _HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -73,6 +63,7 @@ class Proxy:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     drain_s: float = 30.0
     sticky: bool = True
+    reserve_tokens: int = 4096  # output a request reserves (its price) when it names no maximum
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +99,21 @@ class Channel:
     headers: tuple[tuple[str, str], ...] = ()
     stream_usage: bool = True
     api_version: str | None = None
+    responses: bool = False  # serves the Responses API itself (else it is translated to chat)
+    auto_cache: bool = False  # anthropic: cache_control breakpoints on translated requests
 
     @property
-    def dialect(self) -> str:
-        return CHANNEL_DIALECTS[self.type]
+    def kind(self) -> ChannelKind:
+        return CHANNEL_KINDS[self.type]
+
+    @property
+    def dialect(self) -> Dialect:
+        """The dialect its upstream speaks (azure speaks OpenAI's, at other URLs)."""
+        return CHANNEL_KINDS[self.type].dialect
+
+    def serves(self, dialect: Dialect) -> bool:
+        """Whether a client of `dialect` is served without translation."""
+        return dialect is self.kind.dialect or (dialect is RESPONSES and self.responses)
 
     def upstream_model(self, model: str) -> str:
         return self.model_map.get(model, model)
@@ -122,6 +124,7 @@ class Price:
     input: float = 0.0
     output: float = 0.0
     cached_input: float | None = None
+    cache_write: float | None = None  # USD per 1M tokens written to a prompt cache (else `input`)
     request: float | None = None
 
 
@@ -143,6 +146,19 @@ class Admin:
 
 
 @dataclass(frozen=True, slots=True)
+class State:
+    """`[state]`: where the fleet's shared state lives (SPEC §11)."""
+
+    url: str = "memory://"  # memory:// (this process) or redis:// / rediss://
+    timeout_ms: float = 50  # a state call slower than this counts as an outage
+    on_outage: str = "open"  # open: serve on this replica's own counts; closed: 503
+    responses_ttl_h: float = 24  # stored Responses API answers
+    prefix: str = "ax:"  # of every key in the store: several fleets may share one Redis
+    health_refresh_s: float = 1.0  # how stale a replica's view of resting keys may be
+    journal_max: int = 100_000  # settlements kept while the store is down
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: str
     proxy: Proxy
@@ -155,6 +171,8 @@ class Config:
     usage: UsageSink
     warnings: tuple[str, ...] = ()
     admin: Admin = Admin()
+    state: State = State()
+    passthrough_rpm_per_ip: int | None = None
 
     def price(self, model: str) -> Price | None:
         found = self.prices.get(model)
@@ -306,9 +324,12 @@ class _Reader:
 
     def config(self, data: dict) -> Config:
         self.known(data, "", {"proxy", "passthrough", "groups", "tokens", "channels", "prices",
-                              "revoked", "usage", "admin"})
+                              "revoked", "usage", "admin", "state"})
         proxy = self.proxy(self.table(data, "proxy"))
-        passthrough = self.passthrough(self.table(data, "passthrough"))
+        passthrough_table = dict(self.table(data, "passthrough"))
+        rpm_per_ip = self.number(passthrough_table, "rpm_per_ip", "passthrough", None, integer=True, positive=True)
+        passthrough_table.pop("rpm_per_ip", None)
+        passthrough = self.passthrough(passthrough_table)
         groups = self.groups(self.table(data, "groups"))
         tokens = tuple(
             token for i, raw in enumerate(self.array(data, "tokens"))
@@ -339,6 +360,29 @@ class _Reader:
             usage=self.usage(self.table(data, "usage")),
             warnings=tuple(self.warnings),
             admin=self.admin(self.table(data, "admin")),
+            state=self.state(self.table(data, "state")),
+            passthrough_rpm_per_ip=rpm_per_ip,
+        )
+
+    def state(self, t: dict) -> State:
+        w = "state"
+        self.known(t, w, {"url", "timeout_ms", "on_outage", "responses_ttl_h", "prefix", "health_refresh_s",
+                          "journal_max"})
+        d = State()
+        url = self.string(t, "url", w, self.env.get("AURAX_STATE_URL") or d.url)
+        if not re.match(r"^(memory://|rediss?://\S+)", url):
+            raise self.fail(f"{w}.url", "must be memory://, redis://… or rediss://…")
+        on_outage = self.string(t, "on_outage", w, d.on_outage)
+        if on_outage not in ("open", "closed"):
+            raise self.fail(f"{w}.on_outage", f"must be 'open' or 'closed', not {on_outage!r}")
+        return State(
+            url=url,
+            timeout_ms=self.number(t, "timeout_ms", w, d.timeout_ms, positive=True),
+            on_outage=on_outage,
+            responses_ttl_h=self.number(t, "responses_ttl_h", w, d.responses_ttl_h, positive=True),
+            prefix=self.string(t, "prefix", w, d.prefix),
+            health_refresh_s=self.number(t, "health_refresh_s", w, d.health_refresh_s, positive=True),
+            journal_max=self.number(t, "journal_max", w, d.journal_max, integer=True, positive=True),
         )
 
     def proxy(self, t: dict) -> Proxy:
@@ -346,7 +390,7 @@ class _Reader:
         self.known(t, w, {"token_prefix", "max_attempts", "cooldown_s", "connect_timeout_s",
                           "first_byte_timeout_s", "idle_timeout_s", "keepalive_s", "max_body_mb",
                           "body_timeout_s", "max_buffered_mb", "signing_secret", "cors_origins",
-                          "trust_cloudflare", "trusted_proxies", "drain_s", "sticky"})
+                          "trust_cloudflare", "trusted_proxies", "drain_s", "sticky", "reserve_tokens"})
         d = Proxy()
         prefix = self.string(t, "token_prefix", w, d.token_prefix)
         if not prefix:
@@ -383,6 +427,7 @@ class _Reader:
             trusted_proxies=tuple(networks),
             drain_s=self.number(t, "drain_s", w, d.drain_s),
             sticky=self.boolean(t, "sticky", w, d.sticky),
+            reserve_tokens=self.number(t, "reserve_tokens", w, d.reserve_tokens, integer=True),
         )
 
     def admin(self, t: dict) -> Admin:
@@ -398,7 +443,7 @@ class _Reader:
         return Admin(key=keys["key"], metrics_key=keys["metrics_key"])
 
     def passthrough(self, t: dict) -> dict[str, str]:
-        self.known(t, "passthrough", set(DIALECTS))
+        self.known(t, "passthrough", set(PASSTHROUGH))
         return {name: self.url(self.string(t, name, "passthrough"), f"passthrough.{name}") for name in t}
 
     def groups(self, t: dict) -> dict[str, Group]:
@@ -471,11 +516,12 @@ class _Reader:
 
     def channel(self, t: dict, w: str, groups: dict[str, Group]) -> Channel | None:
         self.known(t, w, {"name", "type", "base_url", "keys", "key", "models", "groups", "priority",
-                          "weight", "model_map", "headers", "stream_usage", "api_version"})
+                          "weight", "model_map", "headers", "stream_usage", "api_version", "responses",
+                          "auto_cache"})
         name = self.string(t, "name", w)
         kind = self.string(t, "type", w)
-        if kind not in CHANNEL_DIALECTS:
-            raise self.fail(f"{w}.type", f"must be one of {', '.join(CHANNEL_DIALECTS)}, not {kind!r}")
+        if kind not in CHANNEL_KINDS:
+            raise self.fail(f"{w}.type", f"must be one of {', '.join(CHANNEL_KINDS)}, not {kind!r}")
         # "" is a key too: an upstream that takes none (a local vLLM); the client's is never sent
         raw_keys = self.strings(t, "keys", w, [t["key"]] if "key" in t else ..., allow_empty=False, blank_items=True)
         keys, missing = [], []
@@ -488,12 +534,12 @@ class _Reader:
             if any(c in key for c in "\r\n\0"):
                 raise self.fail(f"{w}.keys", "a key must not contain line breaks")
             keys.append(key)
-        if kind == "azure" and "base_url" not in t:
-            raise self.fail(f"{w}.base_url", "is required for azure channels")
-        if kind == "azure" and "api_version" not in t:
-            raise self.fail(f"{w}.api_version", "is required for azure channels")
+        if CHANNEL_KINDS[kind].default_base_url is None and "base_url" not in t:
+            raise self.fail(f"{w}.base_url", f"is required for {kind} channels")
+        if CHANNEL_KINDS[kind].needs_api_version and "api_version" not in t:
+            raise self.fail(f"{w}.api_version", f"is required for {kind} channels")
         try:
-            base_url = self.string(t, "base_url", w, DEFAULT_BASE_URLS.get(kind), required_var=bool(keys))
+            base_url = self.string(t, "base_url", w, CHANNEL_KINDS[kind].default_base_url, required_var=bool(keys))
             base_url = self.url(base_url, f"{w}.base_url")
         except _Unset:
             base_url = ""  # the channel is left out below: its URL's variable need not be set
@@ -520,6 +566,8 @@ class _Reader:
             headers=self.header_pairs(t.get("headers", {}), f"{w}.headers"),
             stream_usage=self.boolean(t, "stream_usage", w, True),
             api_version=self.string(t, "api_version", w, None),
+            responses=self.boolean(t, "responses", w, CHANNEL_KINDS[kind].serves_responses(base_url)),
+            auto_cache=self.boolean(t, "auto_cache", w, False),
         )
         unset = ", ".join(f"${{{v}}}" for v in missing)
         if not keys:
@@ -535,11 +583,12 @@ class _Reader:
             w = f'prices."{model}"'
             if not isinstance(p, dict):
                 raise self.fail(w, "must be a table such as { input = 2.5, output = 10 }")
-            self.known(p, w, {"input", "output", "cached_input", "request"})
+            self.known(p, w, {"input", "output", "cached_input", "cache_write", "request"})
             prices[model] = Price(
                 input=self.number(p, "input", w, 0),
                 output=self.number(p, "output", w, 0),
                 cached_input=self.number(p, "cached_input", w, None),
+                cache_write=self.number(p, "cache_write", w, None),
                 request=self.number(p, "request", w, None),
             )
         return prices

@@ -16,7 +16,8 @@ import os
 from typing import Callable
 
 from .config import Proxy
-from .errors import ProxyError, render
+from .dialects import guess
+from .errors import ProxyError
 from .logs import AccessLog
 
 log = logging.getLogger("uvicorn.error")
@@ -125,7 +126,7 @@ async def send_error(scope, send, err: ProxyError, extra: list) -> None:
 
 def answer_error(scope, err: ProxyError) -> bytes:
     """The body of an error given before any route is known, in the dialect the client speaks."""
-    return render(guess_dialect(scope["path"], header_map(scope["headers"]), scope["query_string"]), err)
+    return guess(scope["path"], header_map(scope["headers"]), scope["query_string"]).render_error(err)
 
 
 # The request headers the proxy itself reads (the rest are only passed on, never decoded).
@@ -170,12 +171,3 @@ def _trusted(ip: str, proxy: Proxy) -> bool:
     except ValueError:
         return False
     return any(address in network for network in proxy.trusted_proxies)
-
-
-def guess_dialect(path: str, headers: dict[str, str], query: bytes) -> str:
-    """For answers given before any route is known (404, 405): the dialect the client speaks."""
-    if path.startswith("/v1beta/") or "x-goog-api-key" in headers or b"key=" in query:
-        return "gemini"
-    if "anthropic-version" in headers or "x-api-key" in headers or path.startswith("/v1/messages"):
-        return "anthropic"
-    return "openai"

@@ -1,7 +1,7 @@
 """Every error the proxy answers, in the client's own dialect.
 
-Handlers raise `ProxyError`; `render` is the one place that turns it into the shape each SDK
-expects (SPEC §8). Upstream error bodies are read with `upstream_message` and redacted before they
+Handlers raise `ProxyError`; the client's dialect record (`relay.dialects`) turns it into the
+shape its SDK expects (SPEC §8). Upstream error bodies are read with `upstream_message` and redacted before they
 reach anyone.
 """
 
@@ -35,7 +35,8 @@ _KINDS = {
 }
 
 
-def _kind(status: int) -> tuple[str, str, str]:
+def kind(status: int) -> tuple[str, str, str]:
+    """(OpenAI `type`, Anthropic `error.type`, Gemini `status`) for an HTTP status."""
     return _KINDS.get(status) or _KINDS[400 if status < 500 else 502]
 
 
@@ -49,6 +50,7 @@ class ProxyError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        kind: str | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -56,22 +58,7 @@ class ProxyError(Exception):
         self.code = code
         self.param = param
         self.headers = headers or {}
-
-
-def body(dialect: str, err: ProxyError) -> dict:
-    openai_type, anthropic_type, gemini_status = _kind(err.status)
-    if dialect == "anthropic":
-        return {"type": "error", "error": {"type": anthropic_type, "message": err.message}}
-    if dialect == "gemini":
-        return {"error": {"code": err.status, "message": err.message, "status": gemini_status}}
-    return {"error": {"message": err.message, "type": openai_type, "param": err.param, "code": err.code}}
-
-
-def render(dialect: str, err: ProxyError) -> bytes:
-    raw = getattr(err, "raw", None)
-    if raw is not None and getattr(err, "dialect", None) == dialect:
-        return raw
-    return orjson.dumps(body(dialect, err))
+        self.kind = kind  # OpenAI's error `type` where the status alone does not say it
 
 
 # Upstream error messages may quote the key they were sent ("Incorrect API key provided: sk-ab***").
@@ -199,12 +186,12 @@ def _how(exc: BaseException) -> str:
 
 
 class UpstreamFailure(ProxyError):
-    """An upstream's error answer. A client of the upstream's own dialect gets the upstream's
-    body (redacted), which keeps provider codes such as `context_length_exceeded`; others get
-    the message in their dialect."""
+    """An upstream's error answer. A client of the upstream's own dialect family gets the
+    upstream's body (redacted), which keeps provider codes such as `context_length_exceeded`;
+    others get the message in their dialect."""
 
-    def __init__(self, status: int, message: str, raw: bytes | None, dialect: str,
+    def __init__(self, status: int, message: str, raw: bytes | None, family: str,
                  headers: dict[str, str] | None = None) -> None:
         super().__init__(status, message, code="upstream_error", headers=headers)
         self.raw = raw
-        self.dialect = dialect
+        self.family = family

@@ -38,7 +38,6 @@ _DROP_DOWN = HOP_BY_HOP | {
 _DROP_DOWN_PREFIXES = (b"cf-", b"access-control-")
 
 _IDENTITY = (b"accept-encoding", b"identity")
-_ANTHROPIC_VERSION = (b"anthropic-version", b"2023-06-01")
 
 
 def upstream(client: Headers, channel: Channel, key: str | None, token_prefix: bytes = b"") -> Headers:
@@ -57,12 +56,14 @@ def upstream(client: Headers, channel: Channel, key: str | None, token_prefix: b
     out = [(n, v) for n, v in client if n not in drop and not n.startswith(_DROP_UP_PREFIXES)
            and not (token_prefix and token_prefix in v and carries_token(v, token_prefix))]
     out.append(_IDENTITY)  # answers must stay readable for usage accounting
-    if channel.type == "anthropic" and not any(n == b"anthropic-version" for n, _ in out):
-        out.append(_ANTHROPIC_VERSION)
+    kind = channel.kind
+    for default in kind.headers:  # (anthropic-version) unless the client chose its own
+        if not any(n == default[0] for n, _ in out):
+            out.append(default)
     if own:
         out.extend(own)
     if key:
-        out.append(_credential(channel.type, key.encode()))
+        out.append(kind.credential(key.encode()))
     return out
 
 
@@ -88,21 +89,15 @@ def _relay_rules(channel_headers: tuple[tuple[str, str], ...]) -> tuple[frozense
     return _DROP_UP | _DROP_UP_RELAY | {n for n, _ in own}, own
 
 
-def _credential(kind: str, key: bytes) -> tuple[bytes, bytes]:
-    if kind == "azure":
-        return (b"api-key", key)
-    if kind == "anthropic":
-        return (b"x-api-key", key)
-    if kind == "gemini":
-        return (b"x-goog-api-key", key)
-    return (b"authorization", b"Bearer " + key)
-
-
-def downstream(answer: Headers) -> Headers:
-    """The upstream answer's headers as the client may see them (length is set by the sender)."""
+def downstream(answer: Headers, secrets: list[str] = ()) -> Headers:
+    """The upstream answer's headers as the client may see them (length is set by the sender);
+    a header that quotes one of the request's keys (an upstream's debug echo) is left out."""
     out = []
+    keys = [s.encode() for s in secrets if s]
     for name, value in answer:
         name = name.lower()
         if name not in _DROP_DOWN and not name.startswith(_DROP_DOWN_PREFIXES):
+            if keys and any(key in value for key in keys):
+                continue
             out.append((name, value))
     return out

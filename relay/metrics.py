@@ -34,7 +34,9 @@ def configured_models(config: Config) -> frozenset[str]:
 
 class Metrics:
     def __init__(self, resting_keys: Callable[[], int], open_streams: Callable[[], int],
-                 known_models: frozenset[str] = frozenset(), body_bytes: Callable[[], int] = lambda: 0) -> None:
+                 known_models: frozenset[str] = frozenset(), fleet=None,
+                 body_bytes: Callable[[], int] = lambda: 0) -> None:
+        self._fleet = fleet  # relay.state.fleet.Fleet: its store errors and journal
         self._resting_keys = resting_keys
         self._open_streams = open_streams
         self._body_bytes = body_bytes
@@ -47,6 +49,7 @@ class Metrics:
         self.unpriced: defaultdict[tuple, int] = defaultdict(int)
         self.attempts: defaultdict[tuple, int] = defaultdict(int)
         self.upstream_errors: defaultdict[tuple, int] = defaultdict(int)
+        self.estimated: defaultdict[tuple, int] = defaultdict(int)
         self.webhook_dropped = 0
         self._latency: defaultdict[str, list[int]] = defaultdict(lambda: [0] * (len(LATENCY_BUCKETS) + 1))
         self._latency_sum: defaultdict[str, float] = defaultdict(float)
@@ -81,6 +84,8 @@ class Metrics:
             self.billed_usd[(group, model)] += record["billed_usd"]
         elif call.billable and not priced and not call.passthrough:
             self.unpriced[(model,)] += 1
+        if call.estimated:
+            self.estimated[(call.dialect,)] += 1
         latency = record["latency_ms"] / 1000
         buckets = self._latency[call.dialect]
         buckets[bisect.bisect_left(LATENCY_BUCKETS, latency)] += 1
@@ -123,8 +128,20 @@ class Metrics:
         yield counter("aurax_upstream_attempts", "Tries of a channel key.", ["channel"], self.attempts)
         yield counter("aurax_upstream_errors", "Failed tries of a channel key, by upstream status.",
                       ["channel", "status"], self.upstream_errors)
+        yield counter("aurax_usage_estimated", "Requests billed on estimated usage: a stream cut before its "
+                      "final usage, an answer without usage that can be trusted.", ["dialect"], self.estimated)
         yield counter("aurax_usage_webhook_dropped", "Usage records the webhook queue had to drop.", [],
                       {(): self.webhook_dropped})
+        fleet = self._fleet
+        if fleet is not None:
+            yield counter("aurax_state_errors", "State store calls that failed or timed out.", [],
+                          {(): fleet.store_errors})
+            yield GaugeMetricFamily("aurax_state_healthy", "1 while the state store answers, 0 in an outage.",
+                                    value=int(fleet.healthy))
+            yield GaugeMetricFamily("aurax_state_journal", "Settlements waiting for the state store to return.",
+                                    value=fleet.journal_size)
+            yield counter("aurax_state_journal_dropped", "Settlements the full journal could not keep.", [],
+                          {(): fleet.journal_dropped})
         yield GaugeMetricFamily("aurax_cooling_keys", "Channel keys resting after a failure.",
                                 value=self._resting_keys())
         yield GaugeMetricFamily("aurax_open_streams", "Requests in flight whose answer streams.",

@@ -11,6 +11,7 @@ import time
 import orjson
 
 from .config import Price, Token
+from .errors import redact
 from .logs import Lines
 from .usage import Usage
 
@@ -22,6 +23,7 @@ class Call:
         "request_id", "t0", "ts", "dialect", "token", "group", "multiplier", "model",
         "upstream_model", "channel", "status", "stream", "attempts", "ttfb_ms", "usage",
         "estimated", "client_ip", "passthrough", "error", "client_gone", "finished", "stopping", "billable",
+        "secrets", "admitted",
     )
 
     def __init__(self, request_id: str, dialect: str, client_ip: str | None) -> None:
@@ -48,6 +50,15 @@ class Call:
         self.finished = False
         self.stopping = False  # ended by a shutdown that could wait no longer
         self.billable = False  # an upstream answered 2xx and its answer was passed on
+        self.secrets: list[str] = []  # the keys this request carried or was sent with: never shown
+        self.admitted = False  # the fleet admitted it (a token's request): it must be settled
+
+    def scrub(self, text: str) -> str:
+        """`text` without any key this request knows of (nor masked echoes of them)."""
+        return redact(text, *self.secrets)
+
+    def scrub_bytes(self, data: bytes) -> bytes:
+        return self.scrub(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
 
     def first_byte(self) -> None:
         if self.ttfb_ms is None:
@@ -55,18 +66,21 @@ class Call:
 
 
 def cost(price: Price | None, usage: Usage | None) -> float | None:
-    """Official USD for one request: per call, or per million tokens by kind."""
+    """Official USD for one request: per call, or per million tokens by kind (cache reads at
+    `cached_input`, cache writes at `cache_write`, each at `input` when the price has none)."""
     if price is None:
         return None
     if price.request is not None:
         return price.request
     if usage is None:
         return None
-    cached = usage.cached_input_tokens
+    cached, written = usage.cached_input_tokens, usage.cache_write_tokens
     cached_rate = price.input if price.cached_input is None else price.cached_input
+    write_rate = price.input if price.cache_write is None else price.cache_write
     usd = (
-        (usage.input_tokens - cached) * price.input
+        max(usage.input_tokens - cached - written, 0) * price.input
         + cached * cached_rate
+        + written * write_rate
         + usage.output_tokens * price.output
     ) / 1_000_000
     return round(usd, 12)
@@ -101,7 +115,7 @@ def record(call: Call, price: Price | None) -> dict:
         "estimated": call.estimated,
         "client_ip": call.client_ip,
         "passthrough": call.passthrough,
-        "error": call.error,
+        "error": call.scrub(call.error) if call.error else None,
     }
 
 

@@ -20,13 +20,6 @@ from .headers import carries_token
 from .inflate import decoded
 from .transport import AiohttpTransport, UpstreamClient, headers_from
 
-# Azure serves these per deployment: /openai/deployments/{deployment}/{endpoint}
-_AZURE_DEPLOYMENT_ENDPOINTS = frozenset(
-    {"chat/completions", "completions", "embeddings", "images/generations", "images/edits",
-     "audio/speech", "audio/transcriptions", "audio/translations"}
-)
-
-
 class Reader(Protocol):
     async def read(self) -> bytes: ...
 
@@ -151,20 +144,11 @@ def url(channel: Channel, endpoint: str, model: str, query: bytes, relay: bool, 
     without any parameter that holds a proxy token, however it is encoded.
     """
     query = forwarded_query(query, relay, token_prefix)
-    kind, base = channel.type, channel.base_url
-    if kind == "gemini":
-        target = f"{base}/v1beta/models/{quote(model, safe='')}:{endpoint}"
-    elif kind == "anthropic":
-        target = f"{base}/v1/{endpoint}"
-    elif kind == "azure":
-        if endpoint in _AZURE_DEPLOYMENT_ENDPOINTS:
-            target = f"{base}/openai/deployments/{quote(model, safe='')}/{endpoint}"
-        else:
-            target = f"{base}/openai/{endpoint}"
+    kind = channel.kind
+    target = kind.url(channel.base_url, endpoint, model)
+    if kind.needs_api_version:
         version = b"api-version=" + quote(channel.api_version or "", safe="").encode()
         query = query + b"&" + version if query else version
-    else:
-        target = f"{base}/{endpoint}"
     return f"{target}?{query.decode('latin-1')}" if query else target
 
 

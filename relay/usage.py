@@ -1,12 +1,19 @@
-"""Token usage read from any dialect's answers, normalised (SPEC §7).
+"""Token usage: the one normaliser between every dialect's counts and ours (SPEC §7).
 
-`input_tokens` includes cached ones (OpenAI's meaning); `reasoning_tokens` are part of
-`output_tokens`. A `Meter` watches one answer — a whole JSON body or stream events one by one —
-and keeps the usage the upstream reported, or enough of the text to estimate it.
+`Usage` has OpenAI's meaning: `input_tokens` includes cached reads and cache writes, and
+`output_tokens` includes reasoning. `read_*` turn a dialect's usage object into a `Usage`;
+`*_usage` write one back in a dialect's shape, so translating usage is always `write(read(x))`
+and the two directions cannot disagree. A reader answers None for usage it cannot trust (a
+negative or non-numeric count): that is never billed, the request is estimated instead.
+
+A `Meter` watches one answer in the upstream's dialect — a whole JSON body, or stream events one
+by one — and keeps the usage the upstream reported, whether that was its final word, and enough of
+the text to estimate what the client received when it was not.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 
@@ -16,6 +23,7 @@ class Usage:
     output_tokens: int = 0
     cached_input_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_write_tokens: int = 0
 
     def as_dict(self) -> dict:
         return {
@@ -23,146 +31,236 @@ class Usage:
             "output_tokens": self.output_tokens,
             "cached_input_tokens": self.cached_input_tokens,
             "reasoning_tokens": self.reasoning_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
         }
 
 
-def _int(value) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+class _Untrusted(Exception):
+    pass
 
 
-def from_openai(u: dict) -> Usage:
+def _count(value) -> int:
+    """A token count as sent: absent is 0; negative, fractional or not a number is untrusted."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _Untrusted
+    if isinstance(value, float):
+        if not math.isfinite(value) or value != int(value):
+            raise _Untrusted
+        value = int(value)
+    if value < 0:
+        raise _Untrusted
+    return value
+
+
+def _details(u: dict, key: str) -> dict:
+    details = u.get(key)
+    if details is None:
+        return {}
+    if not isinstance(details, dict):
+        raise _Untrusted
+    return details
+
+
+# -- readers ---------------------------------------------------------------------------------
+
+def read_openai(u: dict) -> Usage | None:
     """Chat/completions (`prompt_tokens`), the Responses API and images (`input_tokens`), embeddings."""
-    if "prompt_tokens" in u:
-        details = u.get("prompt_tokens_details") or {}
-        out_details = u.get("completion_tokens_details") or {}
-        return Usage(
-            _int(u.get("prompt_tokens")),
-            _int(u.get("completion_tokens")),
-            _int(details.get("cached_tokens")),
-            _int(out_details.get("reasoning_tokens")),
-        )
-    details = u.get("input_tokens_details") or {}
-    out_details = u.get("output_tokens_details") or {}
-    return Usage(
-        _int(u.get("input_tokens")),
-        _int(u.get("output_tokens")),
-        _int(details.get("cached_tokens")),
-        _int(out_details.get("reasoning_tokens")),
-    )
+    try:
+        if "prompt_tokens" in u:
+            details, out = _details(u, "prompt_tokens_details"), _details(u, "completion_tokens_details")
+            # DeepSeek reports cache hits in a field of its own.
+            cached = _count(details.get("cached_tokens")) or _count(u.get("prompt_cache_hit_tokens"))
+            return Usage(_count(u.get("prompt_tokens")), _count(u.get("completion_tokens")), cached,
+                          _count(out.get("reasoning_tokens")), _count(details.get("cache_write_tokens")))
+        details, out = _details(u, "input_tokens_details"), _details(u, "output_tokens_details")
+        return Usage(_count(u.get("input_tokens")), _count(u.get("output_tokens")),
+                     _count(details.get("cached_tokens")), _count(out.get("reasoning_tokens")))
+    except _Untrusted:
+        return None
 
 
-def from_anthropic(u: dict) -> Usage:
+def read_anthropic(u: dict) -> Usage | None:
     """Anthropic counts cache reads and writes apart from `input_tokens`."""
-    cached = _int(u.get("cache_read_input_tokens"))
-    written = _int(u.get("cache_creation_input_tokens"))
-    return Usage(_int(u.get("input_tokens")) + cached + written, _int(u.get("output_tokens")), cached)
+    try:
+        cached = _count(u.get("cache_read_input_tokens"))
+        written = _count(u.get("cache_creation_input_tokens"))
+        thinking = _count(_details(u, "output_tokens_details").get("thinking_tokens"))
+        return Usage(_count(u.get("input_tokens")) + cached + written, _count(u.get("output_tokens")), cached,
+                     thinking, written)
+    except _Untrusted:
+        return None
 
 
-def from_gemini(m: dict) -> Usage:
-    thoughts = _int(m.get("thoughtsTokenCount"))
-    return Usage(
-        _int(m.get("promptTokenCount")),
-        _int(m.get("candidatesTokenCount")) + thoughts,
-        _int(m.get("cachedContentTokenCount")),
-        thoughts,
-    )
+def read_gemini(m: dict) -> Usage | None:
+    """Thoughts count as output (Gemini bills them so); tool-use prompts as input."""
+    try:
+        thoughts = _count(m.get("thoughtsTokenCount"))
+        return Usage(
+            _count(m.get("promptTokenCount")) + _count(m.get("toolUsePromptTokenCount")),
+            _count(m.get("candidatesTokenCount")) + thoughts,
+            _count(m.get("cachedContentTokenCount")),
+            thoughts,
+        )
+    except _Untrusted:
+        return None
+
+
+# -- writers ---------------------------------------------------------------------------------
+
+def chat_usage(u: Usage) -> dict:
+    """OpenAI chat completions' usage object."""
+    details: dict = {"cached_tokens": u.cached_input_tokens}
+    if u.cache_write_tokens:
+        details["cache_write_tokens"] = u.cache_write_tokens
+    usage = {
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.input_tokens + u.output_tokens,
+        "prompt_tokens_details": details,
+    }
+    if u.reasoning_tokens:
+        usage["completion_tokens_details"] = {"reasoning_tokens": u.reasoning_tokens}
+    return usage
+
+
+def responses_usage(u: Usage) -> dict:
+    """The Responses API's usage object."""
+    return {
+        "input_tokens": u.input_tokens,
+        "input_tokens_details": {"cached_tokens": u.cached_input_tokens},
+        "output_tokens": u.output_tokens,
+        "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+        "total_tokens": u.input_tokens + u.output_tokens,
+    }
+
+
+def anthropic_usage(u: Usage) -> dict:
+    """Anthropic's usage object: input without the cache reads and writes."""
+    out = {
+        "input_tokens": max(u.input_tokens - u.cached_input_tokens - u.cache_write_tokens, 0),
+        "output_tokens": u.output_tokens,
+        "cache_creation_input_tokens": u.cache_write_tokens,
+        "cache_read_input_tokens": u.cached_input_tokens,
+    }
+    if u.reasoning_tokens:
+        out["output_tokens_details"] = {"thinking_tokens": u.reasoning_tokens}
+    return out
+
+
+def gemini_usage(u: Usage) -> dict:
+    """Gemini's usageMetadata."""
+    meta = {
+        "promptTokenCount": u.input_tokens,
+        "candidatesTokenCount": u.output_tokens - u.reasoning_tokens,
+        "totalTokenCount": u.input_tokens + u.output_tokens,
+    }
+    if u.cached_input_tokens:
+        meta["cachedContentTokenCount"] = u.cached_input_tokens
+    if u.reasoning_tokens:
+        meta["thoughtsTokenCount"] = u.reasoning_tokens
+    return meta
+
+
+# -- metering --------------------------------------------------------------------------------
+
+_CALIBRATION_EVENTS = 3
 
 
 class Meter:
-    """Usage of one answer in the upstream's dialect."""
+    """Usage of one answer in the upstream's dialect; a subclass per dialect reads its events.
 
-    __slots__ = ("dialect", "usage", "text_chars", "_anthropic", "_raw_bytes", "_raw_events", "_raw_smallest")
+    `final` says the upstream's last word on usage was seen (a whole answer, the usage chunk,
+    `message_delta`, Gemini's finishing event). Without it the client got less than a whole
+    answer, and `estimate_output` says how much: the text of the events parsed, plus, for content
+    events passed on unparsed, their bytes less the framing of a content event, learnt by
+    parsing the first few of them.
+    """
 
-    def __init__(self, dialect: str) -> None:
-        self.dialect = dialect
+    __slots__ = ("usage", "final", "untrusted", "text_chars", "text_events", "_raw_chars", "_raw_events",
+                 "_samples", "_framing")
+
+    def __init__(self) -> None:
         self.usage: Usage | None = None
+        self.final = False
+        self.untrusted = False  # the upstream sent usage that could not be read (never billed)
         self.text_chars = 0
-        self._anthropic: dict = {}
-        self._raw_bytes = self._raw_events = 0
-        self._raw_smallest = 1 << 30
+        self.text_events = 0
+        self._raw_chars = self._raw_events = 0
+        self._samples: list[int] = []
+        self._framing = 0
+
+    def answer(self, body: dict) -> None:
+        raise NotImplementedError
+
+    def event(self, data: dict) -> None:
+        raise NotImplementedError
+
+    def _set(self, usage: Usage | None, final: bool) -> None:
+        if usage is None:
+            self.untrusted = True
+        else:
+            self.usage = usage
+            self.final = self.final or final
+
+    def _text(self, text: object) -> None:
+        if isinstance(text, str) and text:
+            self.text_chars += len(text)
+            self.text_events += 1
+
+    @property
+    def calibrating(self) -> bool:
+        """Whether an event that is only passed on should still be parsed, to learn the framing."""
+        return len(self._samples) < _CALIBRATION_EVENTS
+
+    def sample(self, size: int, chars_before: int) -> None:
+        """An event of `size` bytes was parsed to calibrate (its text is counted already)."""
+        gained = self.text_chars - chars_before
+        if gained:
+            self._samples.append(size - gained)
+            if not self.calibrating:
+                self._framing = sorted(self._samples)[_CALIBRATION_EVENTS // 2]
 
     def raw(self, size: int) -> None:
         """An event passed on unparsed, of `size` bytes (for an estimate if usage never comes)."""
-        self._raw_bytes += size
-        self._raw_events += 1
-        if size < self._raw_smallest:
-            self._raw_smallest = size
+        extra = size - self._framing
+        if extra > 0:  # smaller than a content event's framing: not a content event
+            self._raw_chars += extra
+            self._raw_events += 1
 
     def output_chars(self) -> int:
-        """The answer's text, for an estimate: exact for parsed events; for events passed on
-        unparsed, their bytes less the framing every event has (the smallest event's size)."""
-        if not self._raw_events:
-            return self.text_chars
-        return max(self.text_chars, self._raw_bytes - self._raw_events * self._raw_smallest)
+        return self.text_chars + self._raw_chars
 
-    def answer(self, body: dict) -> None:
-        if self.dialect == "gemini":
-            meta = body.get("usageMetadata")
-            if isinstance(meta, dict):
-                self.usage = from_gemini(meta)
-            return
-        usage = body.get("usage")
-        if isinstance(usage, dict):
-            self.usage = from_anthropic(usage) if self.dialect == "anthropic" else from_openai(usage)
-
-    def event(self, data: dict) -> None:
-        if self.dialect == "openai":
-            self._openai_event(data)
-        elif self.dialect == "anthropic":
-            self._anthropic_event(data)
-        else:
-            self._gemini_event(data)
-
-    def _openai_event(self, data: dict) -> None:
-        usage = data.get("usage")
-        if isinstance(usage, dict):
-            self.usage = from_openai(usage)
-        for choice in data.get("choices") or ():
-            delta = choice.get("delta") or choice  # legacy completions stream carries `text`
-            for field in ("content", "reasoning_content", "text"):
-                text = delta.get(field)
-                if isinstance(text, str):
-                    self.text_chars += len(text)
-            for call in delta.get("tool_calls") or ():
-                self.text_chars += len((call.get("function") or {}).get("arguments") or "")
-        kind = data.get("type")
-        if kind is not None:  # Responses API
-            if kind.endswith(".delta") and isinstance(data.get("delta"), str):
-                self.text_chars += len(data["delta"])
-            response = data.get("response")
-            if isinstance(response, dict) and isinstance(response.get("usage"), dict):
-                self.usage = from_openai(response["usage"])
-
-    def _anthropic_event(self, data: dict) -> None:
-        kind = data.get("type")
-        if kind == "message_start" or kind == "message_delta":
-            # message_start has the input side, message_delta the final (cumulative) counts:
-            # a field the later event leaves out or null keeps its earlier value.
-            usage = (data.get("message") or {}).get("usage") if kind == "message_start" else data.get("usage")
-            if isinstance(usage, dict):
-                self._anthropic.update((k, v) for k, v in usage.items() if v is not None)
-                self.usage = from_anthropic(self._anthropic)
-        elif kind == "content_block_delta":
-            delta = data.get("delta") or {}
-            for field in ("text", "thinking", "partial_json"):
-                text = delta.get(field)
-                if isinstance(text, str):
-                    self.text_chars += len(text)
-
-    def _gemini_event(self, data: dict) -> None:
-        meta = data.get("usageMetadata")
-        if isinstance(meta, dict):
-            self.usage = from_gemini(meta)
-        for candidate in data.get("candidates") or ():
-            for part in (candidate.get("content") or {}).get("parts") or ():
-                text = part.get("text")
-                if isinstance(text, str):
-                    self.text_chars += len(text)
+    def estimate_output(self) -> int:
+        """Tokens the client was sent: ~4 characters a token, and at least one per content event
+        (upstreams send a token or more per event; text in many scripts is ~1 character a token)."""
+        return max(estimate_tokens(self.output_chars()), self.text_events + self._raw_events)
 
 
 def estimate_tokens(chars: int) -> int:
     """About four characters a token: the usual rule of thumb for English and code."""
     return (chars + 3) // 4
+
+
+_NOT_TEXT = frozenset({"id", "object", "model", "role", "type", "finish_reason", "stop_reason", "status",
+                       "system_fingerprint", "call_id", "index", "responseId", "modelVersion", "finishReason",
+                       "signature", "thoughtSignature", "usage", "usageMetadata"})
+
+
+def answer_chars(answer: dict) -> int:
+    """Characters of text in a whole answer of any dialect (its strings, less ids and names)."""
+    total = 0
+    stack: list = [answer]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, dict):
+            stack.extend(v for k, v in item.items() if k not in _NOT_TEXT)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return total
 
 
 def request_chars(payload: dict) -> int:

@@ -14,9 +14,10 @@ import httpx
 
 from relay import headers as header_rules
 from relay.alarms import Alarm, Alarms
-from relay.errors import ProxyError, render
+from relay.dialects import Dialect
+from relay.errors import ProxyError
 from relay.records import Call
-from relay.streams import GeminiArray, error_event
+from relay.streams import JsonArray
 from relay.transport import header, raise_as_httpx
 from relay.upstream import reader
 
@@ -68,8 +69,9 @@ class Answer:
         await self.start(status, headers + [(b"content-length", str(len(data)).encode())])
         await self.body(data, more=False)
 
-    async def error(self, dialect: str, err: ProxyError) -> None:
+    async def error(self, dialect: Dialect, err: ProxyError) -> None:
         call = self.call
+        err = scrubbed(err, call)
         if call.error is None:
             call.error = err.message
         if call.ttfb_ms is None:
@@ -79,9 +81,9 @@ class Answer:
             call.billable = False
         if not self.started:
             extra = [(k.encode(), v.encode()) for k, v in err.headers.items()]
-            await self.whole(err.status, JSON + extra, render(dialect, err))
+            await self.whole(err.status, JSON + extra, dialect.render_error(err))
         elif self.sse and not self.call.finished:
-            await self.body(error_event(dialect, err), more=False)
+            await self.body(dialect.error_event(err), more=False)
         # else: a started body of another kind cannot carry an error; left unfinished, the
         # server cuts the connection, and the client sees an incomplete answer
 
@@ -211,7 +213,7 @@ async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms,
     silent; an error event (or a cut connection, for other bodies) when the upstream fails."""
     call = answer.call
     if not answer.started:
-        await answer.start(response.status_code, _stream_headers(response, pipe))
+        await answer.start(response.status_code, _stream_headers(response, pipe, call.secrets))
     read = reader(response).read_unmapped  # its errors are mapped where it is awaited
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -230,8 +232,7 @@ async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms,
                 silence.uncancel()
                 if loop.time() - heard >= idle_s * 0.999:
                     raise ProxyError(504, f"The upstream went silent for {idle_s:g} s", code="upstream_idle") from None
-                if not pipe.mid_event:  # a comment line inside a half-sent event would break it
-                    await answer.ping()
+                await answer.ping()  # (the client only ever has whole events: pipes hold back the rest)
                 continue
             except Exception as exc:  # the transport's own error: as httpx's (only a read's)
                 raise_as_httpx(exc)
@@ -269,11 +270,11 @@ async def stream(response: httpx.Response, pipe, answer: Answer, alarms: Alarms,
         silence.cancel()
 
 
-def _stream_headers(response: httpx.Response, pipe) -> list:
-    hdrs = header_rules.downstream(response.headers.raw)
+def _stream_headers(response: httpx.Response, pipe, secrets: list[str]) -> list:
+    hdrs = header_rules.downstream(response.headers.raw, secrets)
     if pipe.sse:
         return [h for h in hdrs if h[0] not in (b"content-type", b"cache-control")] + SSE_HEADERS
-    if isinstance(pipe, GeminiArray):
+    if isinstance(pipe, JsonArray):
         return [h for h in hdrs if h[0] != b"content-type"] + JSON
     length = header(response.headers, b"content-length")
     if length is not None:
@@ -281,7 +282,25 @@ def _stream_headers(response: httpx.Response, pipe) -> list:
     return hdrs
 
 
+def scrubbed(err: ProxyError, call: Call) -> ProxyError:
+    """`err` as a client may see it: no key of the request's in its message or body."""
+    if not call.secrets:
+        return err
+    message = call.scrub(err.message)
+    raw = getattr(err, "raw", None)
+    if message == err.message and raw is None:
+        return err
+    clean = type(err).__new__(type(err))  # (copy.copy would call __init__ with the wrong arguments)
+    clean.__dict__.update(err.__dict__)
+    clean.args = (message,)
+    clean.message = message
+    if raw is not None:
+        clean.raw = call.scrub_bytes(raw)
+    return clean
+
+
 async def _end_badly(pipe, answer: Answer, err: ProxyError) -> None:
+    err = scrubbed(err, answer.call)
     answer.call.error = err.message
     tail = pipe.fail(err)
     if tail is not None:

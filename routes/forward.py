@@ -14,27 +14,30 @@ import hashlib
 import httpx
 import orjson
 
-from relay import bodies, errors, headers as header_rules, translate
+from relay import bodies, errors, headers as header_rules
 from relay.auth import Caller, check_model, find_key
 from relay.config import Channel
+from relay.dialects import Dialect
+from relay.dialects.translation import Translation, between
+from relay.admission import STORE_DOWN, refusal, token_ask
 from relay.edge import client_ip, header_map
 from relay.errors import ProxyError, UpstreamFailure, redact, upstream_message
 from relay.intake import ClientGone
+from relay.planner import Attempt
 from relay.records import Call
-from relay.routing import Attempt
 from relay.runtime import Runtime
-from relay.streams import Events, GeminiArray, Raw, Translated
+from relay.state import Ask, StoreUnavailable
+from relay.streams import Events, JsonArray, Raw, Translated
 from relay.transport import header
 from relay.upstream import url as upstream_url
-from relay.usage import Meter, Usage, estimate_tokens, request_chars
+from relay.usage import Meter, Usage, answer_chars, estimate_tokens, request_chars
 
 from .answer import JSON, SHUTTING_DOWN, Answer, HeadPings, Watcher, log, read_all, stream
-from .table import Row
+from .table import COUNT, GENERATE, Row
 
+# The key's own failures: it rests (fleet-wide), the next candidate is tried.
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
-_KEY_STATUSES = frozenset({401, 403})  # the channel's key is refused: rest it, try another
 _ERROR_BODY_LIMIT = 64 * 1024
-_TRANSLATABLE = frozenset({"chat/completions", "messages"})  # endpoints other dialects can serve
 
 
 class Forward:
@@ -44,24 +47,29 @@ class Forward:
         self.proxy = rt.config.proxy
         self.token_prefix = self.proxy.token_prefix.encode()
 
-    def dialect_of(self, headers: dict[str, str], query: bytes = b"") -> str:
+    def dialect_of(self, headers: dict[str, str], query: bytes = b"") -> Dialect:
         return self.row.dialect
 
     async def __call__(self, scope, receive, send) -> None:
         rt = self.rt
         headers = header_map(scope["headers"])
         dialect = self.dialect_of(headers, scope["query_string"])
-        call = Call(scope["aurax.request_id"], dialect, client_ip(scope, headers, self.proxy))
+        call = Call(scope["aurax.request_id"], dialect.name, client_ip(scope, headers, self.proxy))
         wrapped, raw = scope.get("aurax.sends", (None, None))
         answer = Answer(send, call, raw if send is wrapped else None)
         task = asyncio.current_task()
         rt.open_calls[task] = call
         watcher = None
+        if not rt.started:
+            await rt.start()  # a host that sends no lifespan events
         try:
-            caller = rt.auth.identify(find_key(headers, scope["query_string"]), dialect)
+            key = find_key(headers, scope["query_string"])
+            if key:
+                call.secrets.append(key)
+            caller = rt.auth.identify(key, dialect.family)
             self._describe(call, caller)
-            if caller.token is not None:
-                rt.limits.admit(caller.token)
+            if caller.passthrough and rt.config.passthrough_rpm_per_ip is not None:
+                await self._admit_address(call, dialect)
             async with rt.intake.body(receive, headers) as body:  # counted until the request is over
                 watcher = Watcher(receive, call, task, rt.alarms)
                 await self.serve(scope, headers, caller, body, answer)
@@ -83,6 +91,31 @@ class Forward:
             if watcher is not None:
                 watcher.stop()
             rt.finish(call)
+
+    async def admit(self, call: Call, caller: Caller, dialect: Dialect, model: str | None, payload) -> None:
+        """The fleet's admission of a token's request (revocation, rpm, tpm, a reservation against
+        its balance): one round trip to the store at most; refused in the client's dialect."""
+        rt = self.rt
+        reserve = model if self.row.does != COUNT else None  # counting tokens costs nothing
+        ask = token_ask(call.request_id, caller.token, caller.group, rt.config, dialect, reserve, payload)
+        try:
+            admission = await rt.fleet.admit(ask)
+        except StoreUnavailable:
+            raise STORE_DOWN from None
+        if not admission.ok:
+            raise refusal(admission, caller.token, dialect)
+        call.admitted = True
+
+    async def _admit_address(self, call: Call, dialect: Dialect) -> None:
+        """`[passthrough] rpm_per_ip`, for the fleet: requests with a provider's key, by client address."""
+        ask = Ask(request_id=call.request_id, token=None, ip=call.client_ip or "unknown",
+                  ip_rpm=self.rt.config.passthrough_rpm_per_ip)
+        try:
+            admission = await self.rt.fleet.admit(ask)
+        except StoreUnavailable:
+            raise STORE_DOWN from None
+        if not admission.ok:
+            raise refusal(admission, None, dialect)
 
     @staticmethod
     def _describe(call: Call, caller: Caller) -> None:
@@ -107,9 +140,9 @@ class Forward:
     def _tiers(self, caller: Caller, model: str) -> tuple[tuple[Channel, ...], ...]:
         dialect = self.row.dialect
         if caller.passthrough:
-            return ((self.rt.passthrough[dialect],),)
-        tiers = self.rt.routes.tiers(caller.token.group, model)
-        if all(c.dialect == dialect for tier in tiers for c in tier):
+            return ((self.rt.passthrough[dialect.family],),)
+        tiers = self.rt.planner.tiers(caller.token.group, model)
+        if all(c.serves(dialect) for tier in tiers for c in tier):
             return tiers
         usable = tuple(
             t for t in (tuple(c for c in tier if self._serves(c)) for tier in tiers) if t
@@ -117,11 +150,10 @@ class Forward:
         return usable
 
     def _serves(self, channel: Channel) -> bool:
-        if channel.dialect == self.row.dialect:
+        """Whether `channel` can serve this row: natively, or through translation."""
+        if channel.serves(self.row.dialect):
             return True
-        return self.row.endpoint in _TRANSLATABLE and translate.find(
-            self.row.dialect, channel.dialect
-        ) is not None
+        return bool(self.row.does) and between(self.row.dialect, channel.dialect) is not None
 
     async def serve(self, scope, headers: dict[str, str], caller: Caller, body: bytes, answer: Answer) -> None:
         """Relay the request: try the candidate channel keys in turn until one answers."""
@@ -130,23 +162,26 @@ class Forward:
         call.model = model
         check_model(caller, model)
         tiers = self._tiers(caller, model)
-        if not tiers and row.endpoint == "messages/count_tokens" and self._counts_locally(caller, model):
-            await self._estimate_count(payload, answer)
-            return
         if not tiers:
             where = f"group '{caller.token.group}'" if caller.token else "passthrough"
             raise ProxyError(
                 404, f"The model '{model}' is not available in {where}", code="model_not_found",
                 param="model",
             )
+        if not caller.passthrough:
+            await self.admit(call, caller, row.dialect, model, payload)
+        if row.does == COUNT:
+            tiers = tuple(t for t in (tuple(c for c in tier if self._counts_upstream(c)) for tier in tiers) if t)
+            if not tiers:
+                await self._estimate_count(payload, answer)  # no channel for this model can count
+                return
         streaming = self._streaming(payload)
         call.stream = streaming
-        # Gemini clients choose SSE with ?alt=sse, else they read one JSON array.
-        client_sse = streaming and (row.dialect != "gemini" or b"alt=sse" in scope["query_string"])
+        client_sse = streaming and row.dialect.client_sse(scope["query_string"])
         affinity = self._affinity(caller, payload, tiers)
         failure: ProxyError | None = None
         unreachable_channels: set[str] = set()
-        for attempt in rt.routes.plan(tiers, affinity):
+        for attempt in rt.planner.plan(tiers, affinity):
             if call.attempts == self.proxy.max_attempts:
                 break
             channel = attempt.channel
@@ -154,12 +189,12 @@ class Forward:
                 continue  # its other keys lead to the same unreachable host
             call.attempts += 1
             call.channel = channel.name
+            if attempt.key and not caller.passthrough:
+                call.secrets.append(attempt.key)
             call.upstream_model = channel.upstream_model(model)
-            translation = None
-            if channel.dialect != row.dialect:
-                translation = translate.find(row.dialect, channel.dialect)
-            request, drop_usage_chunk = self._request(scope, attempt, caller, payload, body, model, translation,
-                                                      streaming)
+            translation = None if channel.serves(row.dialect) else between(row.dialect, channel.dialect)
+            request, drop_usage_chunk, chat = self._request(scope, attempt, caller, payload, body, model,
+                                                            translation, streaming)
             try:
                 if client_sse:
                     response = await self._open_with_pings(request, answer)
@@ -173,27 +208,28 @@ class Forward:
                 continue
             rt.metrics.attempt(channel.name, response.status_code)
             if response.status_code >= 400:
-                failure = await self._failure(response, attempt, translation)
-                retry = response.status_code in _RETRY_STATUSES or response.status_code in _KEY_STATUSES
-                if retry and not caller.passthrough:
+                status = response.status_code
+                failure, raw = await self._failure(response, attempt, translation, call)
+                if caller.passthrough:
+                    break
+                if status in _RETRY_STATUSES or channel.dialect.key_refused(status, raw):
                     self._rest(attempt, caller)
                     continue
+                if status == 403:
+                    continue  # maybe this key lacks the access another has; the client may provoke 403s: no rest
                 break
             try:
                 call.billable = True  # an upstream answered: what it sends on is used, even if cut short
-                meter = Meter(channel.dialect)
-                pipe = self._pipe(response, channel, translation, payload, model, drop_usage_chunk, client_sse,
-                                  meter, call)
+                meter = channel.dialect.meter()
+                pipe = self._pipe(response, channel, translation, payload, chat, model, drop_usage_chunk,
+                                  client_sse, meter, call)
                 if pipe is None:
-                    await self._whole(response, translation, meter, model, answer)
+                    await self._whole(response, translation, meter, model, payload, answer)
                     return
                 try:
                     await stream(response, pipe, answer, rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
                 finally:
-                    call.usage = meter.usage
-                    if call.usage is None and payload is not None:
-                        call.estimated = True
-                        call.usage = _estimate(payload, meter)
+                    _meter_stream(call, meter, payload)
             finally:
                 await response.aclose()
             return
@@ -201,26 +237,25 @@ class Forward:
             failure = ProxyError(503, f"No upstream could serve the model '{model}'", code="no_upstream")
         await answer.error(row.dialect, failure)
 
-    def _counts_locally(self, caller: Caller, model: str) -> bool:
-        """Claude Code counts tokens before each turn; channels of other dialects cannot."""
-        return not caller.passthrough and any(
-            translate.find("anthropic", c.dialect) for tier in self.rt.routes.tiers(caller.token.group, model)
-            for c in tier
-        )
+    def _counts_upstream(self, channel: Channel) -> bool:
+        """Whether `channel` counts tokens itself (natively, or at its own counting endpoint)."""
+        return channel.serves(self.row.dialect) or channel.dialect.counting is not None
 
     async def _estimate_count(self, payload: dict, answer: Answer) -> None:
+        """Claude Code and Gemini CLI count tokens before each turn; a channel that cannot (an
+        OpenAI-compatible one) gets an estimate, marked as such."""
         answer.call.estimated = True
-        tokens = estimate_tokens(request_chars(payload))
-        await answer.whole(200, list(JSON), orjson.dumps({"input_tokens": tokens}))
+        counting = self.row.dialect.counting
+        tokens = estimate_tokens(request_chars(counting.unwrap(payload)))
+        await answer.whole(200, list(JSON), orjson.dumps(counting.reply(tokens)))
 
     def _rest(self, attempt: Attempt, caller: Caller) -> None:
         if not caller.passthrough:
-            self.rt.routes.rest(attempt)
+            self.rt.planner.rest(attempt)
 
     def _streaming(self, payload: dict | None) -> bool:
-        if self.row.dialect == "gemini":
-            return self.row.endpoint == "streamGenerateContent"
-        return self.row.stream_flag and payload is not None and payload.get("stream") is True
+        streams = self.row.streams
+        return streams == "always" or streams == "flag" and payload is not None and payload.get("stream") is True
 
     def _affinity(self, caller: Caller, payload, tiers) -> bytes | None:
         """A conversation's fingerprint: the same system prompt and first message, same key."""
@@ -236,16 +271,24 @@ class Forward:
         fingerprint = orjson.dumps(head)[:4096]
         return hashlib.blake2b(caller.token.name.encode() + b"\0" + fingerprint, digest_size=16).digest()
 
-    def _request(self, scope, attempt: Attempt, caller: Caller, payload, body: bytes, model: str, translation,
-                 streaming: bool) -> tuple[httpx.Request, bool]:
+    def _request(self, scope, attempt: Attempt, caller: Caller, payload, body: bytes, model: str,
+                 translation: Translation | None, streaming: bool) -> tuple[httpx.Request, bool, dict | None]:
+        """The upstream request; whether the proxy asked for OpenAI's usage chunk on the client's
+        behalf; the request's pivot form when it is translated."""
         row, channel = self.row, attempt.channel
         relay = not caller.passthrough
         upstream_model = channel.upstream_model(model)
         query = scope["query_string"]
         drop_usage_chunk = False
+        chat = None
         if translation is not None:
-            endpoint = translation.endpoint(payload)
-            translated = translation.request(payload, upstream_model)
+            chat = translation.to_chat(payload if row.does != COUNT else row.dialect.counting.unwrap(payload),
+                                       upstream_model, streaming)
+            if row.does == COUNT:
+                counting = channel.dialect.counting
+                endpoint, translated = counting.endpoint, counting.request_from_chat(chat, upstream_model)
+            else:
+                endpoint, translated = translation.endpoint(chat), translation.request(chat, upstream_model)
             if not channel.stream_usage:
                 translated.pop("stream_options", None)
             content = orjson.dumps(translated)
@@ -275,7 +318,7 @@ class Forward:
         hdrs = header_rules.upstream(scope["headers"], channel, attempt.key if relay else None, self.token_prefix)
         if translation is not None:
             hdrs = [(n, v) for n, v in hdrs if n != b"content-type"] + JSON
-        return self.rt.upstream.request(row.method, target, hdrs, content), drop_usage_chunk
+        return self.rt.upstream.request(row.method, target, hdrs, content), drop_usage_chunk, chat
 
     async def _open_with_pings(self, request: httpx.Request, answer: Answer) -> httpx.Response:
         """The upstream's answer head for an event-stream client: one that has waited
@@ -297,7 +340,9 @@ class Forward:
                 raise
         return response
 
-    async def _failure(self, response: httpx.Response, attempt: Attempt, translation) -> ProxyError:
+    async def _failure(self, response: httpx.Response, attempt: Attempt, translation,
+                       call: Call) -> tuple[ProxyError, bytes]:
+        """The upstream's error answer as the client's failure, and the body it came with."""
         raw = b""
         try:
             raw = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s, _ERROR_BODY_LIMIT)
@@ -308,7 +353,7 @@ class Forward:
         status = response.status_code
         if translation is not None and status == 529:
             status = 503  # Anthropic's "overloaded" has no name in other dialects
-        message = redact(upstream_message(raw), attempt.key)
+        message = call.scrub(upstream_message(raw))
         headers = {}
         retry_after = header(response.headers, b"retry-after")
         if retry_after is not None:
@@ -316,29 +361,31 @@ class Forward:
         passable = _error_body(raw) if translation is None else None
         return UpstreamFailure(
             status, message,
-            raw=redact(passable.decode(), attempt.key).encode() if passable is not None else None,
-            dialect=attempt.channel.dialect, headers=headers,
-        )
+            raw=call.scrub_bytes(passable) if passable is not None else None,
+            family=attempt.channel.dialect.family, headers=headers,
+        ), raw
 
     # -- the answer ------------------------------------------------------------------------
 
-    def _pipe(self, response: httpx.Response, channel: Channel, translation, payload, model: str,
-              drop_usage_chunk: bool, client_sse: bool, meter: Meter, call: Call):
+    def _pipe(self, response: httpx.Response, channel: Channel, translation: Translation | None, payload,
+              chat: dict | None, model: str, drop_usage_chunk: bool, client_sse: bool, meter: Meter, call: Call):
         """How the answer's body is passed on: a pipe for `stream`, or None to read it whole."""
-        row = self.row
+        dialect = self.row.dialect
         ctype = header(response.headers, b"content-type") or ""
         if ctype.startswith("text/event-stream"):
             if translation is not None:
-                return Translated(channel.dialect, row.dialect, meter, translation.stream(payload, model))
-            if row.dialect == "gemini" and not client_sse:
-                return GeminiArray(meter)
-            expect = drop_usage_chunk or _expects_usage(row.dialect, payload)
-            return Events(row.dialect, meter, drop_usage_chunk, expect)
+                return Translated(channel.dialect, dialect, meter, translation.stream(payload, chat, model))
+            if not client_sse:
+                return JsonArray(dialect, meter, call.scrub_bytes)
+            expect = drop_usage_chunk or dialect.asks_usage(payload)
+            return Events(dialect, meter, drop_usage_chunk, expect, call.scrub_bytes)
         if ctype.startswith("application/json") and not call.stream:
             return None
         return Raw()
 
-    async def _whole(self, response: httpx.Response, translation, meter: Meter, model: str, answer: Answer) -> None:
+    async def _whole(self, response: httpx.Response, translation: Translation | None, meter: Meter, model: str,
+                     payload, answer: Answer) -> None:
+        call = answer.call
         try:
             data = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s)
         except httpx.DecodingError as exc:  # compressed although identity was asked, and broken
@@ -350,12 +397,24 @@ class Forward:
         if isinstance(parsed, dict):
             meter.answer(parsed)
             if translation is not None:
-                data = orjson.dumps(translation.response(parsed, model))
+                data = orjson.dumps(self._translated_answer(translation, parsed, model, payload))
+            elif "error" in parsed:
+                data = call.scrub_bytes(data)  # an error under a 200 may quote the key it was sent
         elif translation is not None:
             raise ProxyError(502, "The upstream answered with a body that is not JSON", code="bad_upstream_answer")
-        answer.call.usage = meter.usage
-        out = JSON if translation is not None else header_rules.downstream(response.headers.raw)
+        else:
+            data = call.scrub_bytes(data)
+        _meter_answer(call, meter, payload, parsed, self.row.does == GENERATE)
+        out = JSON if translation is not None else header_rules.downstream(response.headers.raw, call.secrets)
         await answer.whole(response.status_code, out, data)
+
+    def _translated_answer(self, translation: Translation, parsed: dict, model: str, payload) -> dict:
+        if self.row.does != COUNT:
+            return translation.answer(parsed, model, payload)
+        tokens = translation.channel.counting.read(parsed)
+        if tokens is None:
+            raise ProxyError(502, "The upstream's token count could not be read", code="bad_upstream_answer")
+        return self.row.dialect.counting.reply(tokens)
 
 
 def unreachable(exc: Exception, channel: Channel, key: str, request_id: str = "") -> ProxyError:
@@ -363,7 +422,7 @@ def unreachable(exc: Exception, channel: Channel, key: str, request_id: str = ""
     go to the log, the client learns only which dialect's upstream failed and how."""
     log.warning("request %s: channel %r (%s) gave no answer: %s", request_id, channel.name, channel.type,
                 redact(f"{type(exc).__name__}: {exc}", key))
-    return errors.unreachable(exc, channel.dialect)
+    return errors.unreachable(exc, channel.dialect.name)
 
 
 def _conversation_head(payload: dict):
@@ -375,16 +434,31 @@ def _conversation_head(payload: dict):
     return None
 
 
-def _estimate(payload: dict, meter: Meter) -> Usage:
-    return Usage(estimate_tokens(request_chars(payload)), estimate_tokens(meter.output_chars()))
+def _meter_stream(call: Call, meter: Meter, payload) -> None:
+    """A stream's usage: the upstream's final word, else what the client was sent, estimated
+    (a cut or aborted stream: message_start's count of 1 output token is not the answer)."""
+    if meter.final:
+        call.usage = meter.usage
+        return
+    if payload is None and meter.usage is None:
+        return  # not a model's answer (a binary body): nothing to estimate
+    reported = meter.usage or Usage()
+    call.estimated = True
+    call.usage = Usage(
+        reported.input_tokens or estimate_tokens(request_chars(payload or {})),
+        max(reported.output_tokens, meter.estimate_output()),
+        reported.cached_input_tokens, reported.reasoning_tokens, reported.cache_write_tokens,
+    )
 
 
-def _expects_usage(dialect: str, payload) -> bool:
-    """Whether the client asked for usage in its stream (Anthropic and Gemini always get it)."""
-    if dialect != "openai":
-        return True
-    options = payload.get("stream_options") if isinstance(payload, dict) else None
-    return isinstance(options, dict) and options.get("include_usage") is True
+def _meter_answer(call: Call, meter: Meter, payload, parsed, generated: bool) -> None:
+    """A whole answer's usage; a model's answer without usage that can be trusted (none, a
+    negative count, an empty or non-JSON body) is estimated from the request and the text."""
+    call.usage = meter.usage
+    if meter.usage is None and generated and isinstance(payload, dict):
+        call.estimated = True
+        text = answer_chars(parsed) if isinstance(parsed, dict) else 0
+        call.usage = Usage(estimate_tokens(request_chars(payload)), estimate_tokens(text))
 
 
 def _error_body(raw: bytes) -> bytes | None:

@@ -9,7 +9,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from relay.errors import ProxyError, render
+from relay.dialects import OPENAI
+from relay.errors import ProxyError
 from relay.runtime import Runtime
 
 _NEEDS_KEY = ProxyError(401, "/metrics needs 'Authorization: Bearer <key>' with the [admin] key or metrics_key",
@@ -33,7 +34,7 @@ def health_routes(rt: Runtime, route: type[Route] = Route) -> list[Route]:
     async def metrics(request: Request) -> Response:
         """Open when the config sets no key (SPEC §9); else only for a bearer of one."""
         if allowed and not _bearer_of(request.headers.get("authorization"), allowed):
-            return Response(render("openai", _NEEDS_KEY), status_code=401, media_type="application/json",
+            return Response(OPENAI.render_error(_NEEDS_KEY), status_code=401, media_type="application/json",
                             headers={"www-authenticate": "Bearer"})
         return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 

@@ -11,8 +11,10 @@ from urllib.parse import quote
 import httpx
 import orjson
 
-from relay import headers as header_rules, translate
+from relay import headers as header_rules
 from relay.auth import Caller
+from relay.dialects import Dialect, guess
+from relay.dialects.translation import between
 from relay.errors import ProxyError
 from relay.streams import Raw
 from relay.upstream import forwarded_query
@@ -20,26 +22,19 @@ from relay.upstream import forwarded_query
 from .answer import JSON, Answer, stream
 from .forward import Forward, unreachable
 
-_CREATED = 1700000000  # lists need a creation time; the upstream's is not known here
-_GEMINI_METHODS = ["generateContent", "streamGenerateContent", "countTokens", "embedContent"]
-
 
 class Models(Forward):
-    def dialect_of(self, headers: dict[str, str], query: bytes = b"") -> str:
+    def dialect_of(self, headers: dict[str, str], query: bytes = b"") -> Dialect:
         # Anthropic's SDK, and google-genai on API version v1, list models at OpenAI's path.
-        if self.row.dialect == "openai":
-            if "anthropic-version" in headers:
-                return "anthropic"
-            if "x-goog-api-key" in headers or b"key=" in query:
-                return "gemini"
-        return self.row.dialect
+        return guess(self.row.path, headers, query)
 
     async def serve(self, scope, headers, caller: Caller, body: bytes, answer: Answer) -> None:
-        dialect = answer.call.dialect
+        dialect = self.dialect_of(headers, scope["query_string"])
         model = scope.get("path_params", {}).get("model")
         if caller.passthrough:
             await self._passthrough(scope, dialect, model, answer)
             return
+        await self.admit(answer.call, caller, dialect, None, None)
         names = self._names(caller, dialect)
         if model is not None:
             if model.startswith("models/"):
@@ -48,11 +43,11 @@ class Models(Forward):
                 raise ProxyError(404, f"The model '{model}' does not exist or is not available to this token",
                                  code="model_not_found", param="model")
             names = [model]
-        listing = _shape(dialect, names, single=model is not None)
+        listing = dialect.models_list(names, model is not None)
         answer.call.status = 200
         await answer.whole(200, list(JSON), orjson.dumps(listing))
 
-    def _names(self, caller: Caller, dialect: str) -> list[str]:
+    def _names(self, caller: Caller, dialect: Dialect) -> list[str]:
         token = caller.token
         names = set()
         for channel in self.rt.config.channels:
@@ -63,15 +58,14 @@ class Models(Forward):
                     names.add(name)
         return sorted(names)
 
-    def _serves_dialect(self, channel, dialect: str) -> bool:
-        return channel.dialect == dialect or translate.find(dialect, channel.dialect) is not None
+    def _serves_dialect(self, channel, dialect: Dialect) -> bool:
+        return channel.serves(dialect) or between(dialect, channel.dialect) is not None
 
-    async def _passthrough(self, scope, dialect: str, model: str | None, answer: Answer) -> None:
-        channel = self.rt.passthrough.get(dialect)
+    async def _passthrough(self, scope, dialect: Dialect, model: str | None, answer: Answer) -> None:
+        channel = self.rt.passthrough.get(dialect.family)
         if channel is None:
-            raise ProxyError(401, f"No-login passthrough is off for {dialect} requests")
-        path = {"openai": "/models", "anthropic": "/v1/models", "gemini": "/v1beta/models"}[dialect]
-        target = channel.base_url + path + (f"/{quote(model, safe='')}" if model else "")
+            raise ProxyError(401, f"No-login passthrough is off for {dialect.name} requests")
+        target = channel.base_url + dialect.models_path + (f"/{quote(model, safe='')}" if model else "")
         prefix = self.proxy.token_prefix.encode()
         query = forwarded_query(scope["query_string"], False, prefix)
         if query:
@@ -86,25 +80,3 @@ class Models(Forward):
             await stream(response, Raw(), answer, self.rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
         finally:
             await response.aclose()
-
-
-def _shape(dialect: str, names: list[str], single: bool) -> dict:
-    if dialect == "anthropic":
-        items = [
-            {"type": "model", "id": n, "display_name": n, "created_at": "2025-01-01T00:00:00Z",
-             "lifecycle": "active"}
-            for n in names
-        ]
-        if single:
-            return items[0]
-        return {"data": items, "has_more": False,
-                "first_id": names[0] if names else None, "last_id": names[-1] if names else None}
-    if dialect == "gemini":
-        items = [
-            {"name": f"models/{n}", "version": "", "displayName": n, "description": "",
-             "supportedGenerationMethods": _GEMINI_METHODS}
-            for n in names
-        ]
-        return items[0] if single else {"models": items}
-    items = [{"id": n, "object": "model", "created": _CREATED, "owned_by": "aurax"} for n in names]
-    return items[0] if single else {"object": "list", "data": items}

@@ -8,43 +8,50 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from relay.dialects import ANTHROPIC, GEMINI, OPENAI, RESPONSES, Dialect
+
+# What a row does, for rows that other dialects' channels can serve through translation.
+GENERATE = "generate"  # an answer from the model
+COUNT = "count"  # the tokens of a request, counted
+
 
 @dataclass(frozen=True, slots=True)
 class Row:
     method: str
     path: str
-    dialect: str
+    dialect: Dialect
     model_from: str  # "body" (JSON), "form" (multipart field), "path", or "" (model lists)
     endpoint: str
-    stream_flag: bool = False  # the JSON body's `stream` says whether the answer streams
+    streams: str = ""  # "flag": the JSON body's `stream` says whether the answer streams; "always"
+    does: str = ""  # GENERATE or COUNT: what a channel of another dialect can be asked to do
 
 
-def _gemini(method: str, streams: bool = False) -> Row:
-    return Row("POST", "/v1beta/models/{model:model}:" + method, "gemini", "path", method, streams)
+def _gemini(method: str, streams: str = "", does: str = "") -> Row:
+    return Row("POST", "/v1beta/models/{model:model}:" + method, GEMINI, "path", method, streams, does)
 
 
 ROWS: tuple[Row, ...] = (
-    Row("POST", "/v1/chat/completions", "openai", "body", "chat/completions", True),
-    Row("POST", "/v1/completions", "openai", "body", "completions", True),
-    Row("POST", "/v1/responses", "openai", "body", "responses", True),
-    Row("POST", "/v1/embeddings", "openai", "body", "embeddings"),
-    Row("POST", "/v1/moderations", "openai", "body", "moderations"),
-    Row("POST", "/v1/images/generations", "openai", "body", "images/generations", True),
-    Row("POST", "/v1/images/edits", "openai", "form", "images/edits"),
-    Row("POST", "/v1/audio/speech", "openai", "body", "audio/speech"),
-    Row("POST", "/v1/audio/transcriptions", "openai", "form", "audio/transcriptions"),
-    Row("POST", "/v1/audio/translations", "openai", "form", "audio/translations"),
-    Row("GET", "/v1/models", "openai", "", "models"),
-    Row("GET", "/v1/models/{model:model}", "openai", "", "models"),
-    Row("POST", "/v1/messages", "anthropic", "body", "messages", True),
-    Row("POST", "/v1/messages/count_tokens", "anthropic", "body", "messages/count_tokens"),
-    _gemini("generateContent"),
-    _gemini("streamGenerateContent", streams=True),
-    _gemini("countTokens"),
+    Row("POST", "/v1/chat/completions", OPENAI, "body", "chat/completions", "flag", GENERATE),
+    Row("POST", "/v1/completions", OPENAI, "body", "completions", "flag"),
+    Row("POST", "/v1/responses", RESPONSES, "body", "responses", "flag", GENERATE),
+    Row("POST", "/v1/embeddings", OPENAI, "body", "embeddings"),
+    Row("POST", "/v1/moderations", OPENAI, "body", "moderations"),
+    Row("POST", "/v1/images/generations", OPENAI, "body", "images/generations", "flag"),
+    Row("POST", "/v1/images/edits", OPENAI, "form", "images/edits"),
+    Row("POST", "/v1/audio/speech", OPENAI, "body", "audio/speech"),
+    Row("POST", "/v1/audio/transcriptions", OPENAI, "form", "audio/transcriptions"),
+    Row("POST", "/v1/audio/translations", OPENAI, "form", "audio/translations"),
+    Row("GET", "/v1/models", OPENAI, "", "models"),
+    Row("GET", "/v1/models/{model:model}", OPENAI, "", "models"),
+    Row("POST", "/v1/messages", ANTHROPIC, "body", "messages", "flag", GENERATE),
+    Row("POST", "/v1/messages/count_tokens", ANTHROPIC, "body", "messages/count_tokens", "", COUNT),
+    _gemini("generateContent", does=GENERATE),
+    _gemini("streamGenerateContent", "always", GENERATE),
+    _gemini("countTokens", does=COUNT),
     _gemini("embedContent"),
     _gemini("batchEmbedContents"),
-    Row("GET", "/v1beta/models", "gemini", "", "models"),
-    Row("GET", "/v1beta/models/{model:model}", "gemini", "", "models"),
+    Row("GET", "/v1beta/models", GEMINI, "", "models"),
+    Row("GET", "/v1beta/models/{model:model}", GEMINI, "", "models"),
 )
 
 # Paths a client may reach us on besides the canonical ones (SPEC §4, "Base URLs").

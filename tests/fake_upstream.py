@@ -37,11 +37,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from fake_responses import answer_text, function_calls, message_item, response_object, stream_events
+from fake_script import tool_calls
 from fake_wire import (
     AZURE_FILTER, CREATED, DONE, GEMINI_MODELS, MODERATION_CATEGORIES, OPENAI_MODELS, O_SERIES, PNG, SPEECH_TYPES,
     WAV, ApiError, Usage, anthropic_events, camel_keys, check_anthropic, check_gemini, check_openai_chat, echo,
-    embedding, embedding_b64, error_body, fill_schema, fragments, gemini_declarations, gemini_model_object,
-    interleave, json_array_stream, json_text, model_object, parse_multipart, pick_calls, pieces, speech_bytes, sse,
+    embedding, embedding_b64, error_body, fragments, gemini_declarations, gemini_model_object,
+    interleave, json_array_stream, json_text, model_object, parse_multipart, pieces, speech_bytes, sse,
     sse_crlf, text_of,
 )
 
@@ -274,8 +276,8 @@ def chat_tool_calls(body: dict, model: str, last: dict) -> list[dict]:
         return []
     chosen = (choice.get("function") or {}).get("name") if isinstance(choice, dict) else None
     return [{"id": f"call_{next_id()}", "type": "function",
-             "function": {"name": name, "arguments": orjson.dumps(fill_schema(schema or {"type": "object"})).decode()}}
-            for name, schema in pick_calls(tools, chosen, "parallel" in model)]
+             "function": {"name": name, "arguments": orjson.dumps(args).decode()}}
+            for name, args in tool_calls(tools, chosen, model)]
 
 
 async def chat_completions(call: Call) -> Response:
@@ -372,54 +374,23 @@ async def completions(call: Call) -> Response:
     return Stream(call, out + [DONE])
 
 
-def responses_text(items: object) -> str:
-    if isinstance(items, str):
-        return items
-    user = next((m for m in reversed(items or []) if isinstance(m, dict) and m.get("role") == "user"), {})
-    return text_of(user.get("content"), ("input_text", "text"))
-
-
 async def responses(call: Call) -> Response:
     body = call.json()
     model = openai_model(call, body)
     if not model:
         raise ApiError(400, "Missing required parameter: 'model'.", param="model", code="missing_required_parameter")
-    text = call.text(echo(responses_text(body.get("input"))))
     usage = call.usage(4 if O_SERIES.match(model) or body.get("reasoning") else 0)
     n = next_id()
-    rid, mid = f"resp_{n}", f"msg_{n}"
-    part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
     status = "incomplete" if call.finish else "completed"
-    item = {"id": mid, "type": "message", "status": status, "role": "assistant", "content": [part]}
-
-    def response(state: str, output: list, usage_: dict | None) -> dict:
-        return {"id": rid, "object": "response", "created_at": CREATED, "status": state, "background": False,
-                "error": None, "incomplete_details": {"reason": call.finish} if state == "incomplete" else None,
-                "instructions": body.get("instructions"), "max_output_tokens": body.get("max_output_tokens"),
-                "model": model, "output": output, "parallel_tool_calls": True,
-                "previous_response_id": body.get("previous_response_id"),
-                "reasoning": {"effort": (body.get("reasoning") or {}).get("effort"), "summary": None},
-                "store": True, "temperature": 1.0, "text": {"format": {"type": "text"}}, "tool_choice": "auto",
-                "tools": [], "top_p": 1.0, "truncation": "disabled", "usage": usage_, "user": None, "metadata": {}}
-
-    final = response(status, [item], usage.responses())
+    output = function_calls(body, model, n)
+    if not output:
+        output = [message_item(f"msg_{n}", call.text(answer_text(body.get("input"))), status)]
+    final = response_object(body, model, f"resp_{n}", status, output, usage.responses(), call.finish)
     if not body.get("stream"):
         return json_response(final)
-    where = {"item_id": mid, "output_index": 0, "content_index": 0}
-    events = [
-        ("response.created", {"response": response("in_progress", [], None)}),
-        ("response.in_progress", {"response": response("in_progress", [], None)}),
-        ("response.output_item.added", {"output_index": 0, "item": {**item, "status": "in_progress",
-                                                                    "content": []}}),
-        ("response.content_part.added", {**where, "part": {**part, "text": ""}}),
-        *[("response.output_text.delta", {**where, "delta": p, "logprobs": []}) for p in pieces(text, call.chunks)],
-        ("response.output_text.done", {**where, "text": text, "logprobs": []}),
-        ("response.content_part.done", {**where, "part": part}),
-        ("response.output_item.done", {"output_index": 0, "item": item}),
-        (f"response.{status}", {"response": final}),
-    ]
+    started = response_object(body, model, f"resp_{n}", "in_progress", [], None, None)
     return Stream(call, [sse({"type": kind, **data, "sequence_number": i}, kind)
-                         for i, (kind, data) in enumerate(events)])
+                         for i, (kind, data) in enumerate(stream_events(started, final, call.chunks))])
 
 
 async def embeddings(call: Call) -> Response:
@@ -533,10 +504,11 @@ def anthropic_blocks(call: Call, body: dict) -> tuple[list[dict], str]:
         blocks.append({"type": "thinking", "thinking": f"thinking: {text}", "signature": f"sig-{next_id()}"})
     tools = [(t["name"], t.get("input_schema")) for t in body.get("tools") or [] if "input_schema" in t]
     choice = body.get("tool_choice") or {}
-    if tools and not results and choice.get("type") != "none":
-        for name, schema in pick_calls(tools, choice.get("name"), "parallel" in body["model"]):
-            blocks.append({"type": "tool_use", "id": f"toolu_{next_id()}", "name": name,
-                           "input": fill_schema(schema or {"type": "object"})})
+    calling = not results and choice.get("type") != "none"
+    calls = tool_calls(tools, choice.get("name"), body["model"]) if calling else []
+    if calls:
+        blocks += [{"type": "tool_use", "id": f"toolu_{next_id()}", "name": name, "input": args}
+                   for name, args in calls]
         return blocks, "tool_use"
     return blocks + [{"type": "text", "text": text}], "end_turn"
 
@@ -592,10 +564,10 @@ def gemini_answer(call: Call, body: dict, model: str) -> tuple[list[list[dict]],
         "includeThoughts") else []
     calling = camel_keys(camel_keys(body.get("toolConfig")).get("functionCallingConfig"))
     declared = gemini_declarations(body.get("tools"))
-    if declared and not responses_ and calling.get("mode") != "NONE":
-        chosen = (calling.get("allowedFunctionNames") or [None])[0]
-        calls = [{"functionCall": {"name": name, "args": fill_schema(schema or {"type": "object"})}}
-                 for name, schema in pick_calls(declared, chosen, "parallel" in model)]
+    chosen = (calling.get("allowedFunctionNames") or [None])[0]
+    wanted = tool_calls(declared, chosen, model) if not responses_ and calling.get("mode") != "NONE" else []
+    calls = [{"functionCall": {"name": name, "args": args}} for name, args in wanted]
+    if calls:
         calls[0]["thoughtSignature"] = "c2lnLTE="
         events.append(calls)
     else:

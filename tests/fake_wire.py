@@ -519,6 +519,10 @@ def check_anthropic(body: dict, count_only: bool) -> None:
     for i, message in enumerate(messages):
         role, content = message.get("role"), message.get("content")
         final_assistant = role == "assistant" and i == len(messages) - 1
+        if role == "system" and i and messages[i - 1].get("role") == "user":
+            # A mid-conversation system message (SystemMessageParam: text only) may follow a user turn.
+            _system_message(content, i)
+            continue
         if role not in ("user", "assistant"):
             raise ApiError(400, f"messages.{i}.role: Input should be 'user' or 'assistant'")
         if isinstance(content, str):
@@ -538,6 +542,18 @@ def check_anthropic(body: dict, count_only: bool) -> None:
         if "type" not in tool and "input_schema" not in tool:
             raise ApiError(400, f"tools.{i}.custom.input_schema: Field required")
     _check_thinking(body, count_only)
+
+
+def _system_message(content: object, i: int) -> None:
+    blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content
+    if not isinstance(blocks, list) or not blocks:
+        raise ApiError(400, _NON_EMPTY)
+    for j, block in enumerate(blocks):
+        kind = block.get("type") if isinstance(block, dict) else None
+        if kind != "text":
+            raise ApiError(400, f"messages.{i}.content.{j}: Input tag '{kind}' found using 'type' does not match "
+                                "any of the expected tags: 'text'")
+        _anthropic_block(block, f"messages.{i}.content.{j}")
 
 
 def _tool_ids(message: dict, kind: str, key: str) -> list[str]:

@@ -165,7 +165,7 @@ class Breaking:
 def _stream_through(body, caplog) -> list[dict]:
     from relay.records import Call
     from relay.streams import Events
-    from relay.usage import Meter
+    from relay.dialects import OPENAI
     from routes.answer import Answer, stream
 
     sent = []
@@ -176,7 +176,7 @@ def _stream_through(body, caplog) -> list[dict]:
     async def main():
         upstream = httpx.Response(200, headers={"content-type": "text/event-stream"}, extensions={"chunks": body})
         answer = Answer(send, Call("r", "openai", None))
-        await stream(upstream, Events("openai", Meter("openai")), answer, alarms(), 15.0, 60.0)
+        await stream(upstream, Events(OPENAI, OPENAI.meter()), answer, alarms(), 15.0, 60.0)
 
     with caplog.at_level("ERROR"):
         asyncio.run(asyncio.wait_for(main(), 5))
@@ -231,9 +231,9 @@ class FailingPipe:
         return b""
 
     def fail(self, err) -> bytes:
-        from relay.streams import error_event
+        from relay.dialects import OPENAI
 
-        return error_event("openai", err)
+        return OPENAI.error_event(err)
 
 
 def test_an_oserror_of_the_proxys_own_is_a_stream_error_not_an_upstream_cut(caplog):

@@ -61,6 +61,7 @@ name = "openai"
 type = "openai"
 base_url = "{up}/v1"
 keys = ["channel-key-openai-zz"]
+responses = true  # (the fake serves /v1/responses, as OpenAI does)
 models = ["gpt-4o", "gpt-4o-mini", "no-price-model", "text-embedding-3-large"]
 groups = ["default", "az"]
 [[channels]]
@@ -120,7 +121,7 @@ def test_az_group_pays_official_times_1_5_with_cached_rate(proxy, stream):
         assert all(c.usage is None for c in chunks)  # the client did not ask: the usage chunk is removed
     record = record_for(proxy, raw.headers)
     assert record["usage"] == {"input_tokens": 1000, "output_tokens": 500, "cached_input_tokens": 200,
-                               "reasoning_tokens": 0}
+                               "reasoning_tokens": 0, "cache_write_tokens": 0}
     # (800 × 2.5 + 200 × 1.25 + 500 × 10) / 1e6 = 0.00725; × 1.5
     assert record["official_usd"] == 0.00725 and record["multiplier"] == 1.5 and record["billed_usd"] == 0.010875
     assert record["group"] == "az" and record["token"] == "azure-team" and record["estimated"] is False
@@ -140,7 +141,7 @@ def test_claude_direct_pays_official_times_16(proxy, stream):
         request_id = client.messages.with_raw_response.create(**kwargs).headers["x-request-id"]
     record = servers.usage_record(proxy, request_id)
     assert record["usage"] == {"input_tokens": 1000, "output_tokens": 500, "cached_input_tokens": 200,
-                               "reasoning_tokens": 0}
+                               "reasoning_tokens": 0, "cache_write_tokens": 0}
     # (800 × 3 + 200 × 0.3 + 500 × 15) / 1e6 = 0.00996; × 16
     assert record["official_usd"] == 0.00996 and record["billed_usd"] == 0.15936
     assert record["channel"] == "anthropic" and record["dialect"] == "anthropic"
@@ -163,7 +164,7 @@ def test_gemini_usage_with_thoughts(proxy, stream):
         client.models.generate_content(model="gemini-2.5-pro", contents="hi")
     record = servers.wait_records(proxy, lambda r: r["model"] == "gemini-2.5-pro" and r["stream"] is stream, 1)[-1]
     assert record["usage"] == {"input_tokens": 1000, "output_tokens": 500, "cached_input_tokens": 200,
-                               "reasoning_tokens": 100}
+                               "reasoning_tokens": 100, "cache_write_tokens": 0}
     # (800 × 1.25 + 200 × 0.125 + 500 × 10) / 1e6
     assert record["official_usd"] == 0.006025 and record["billed_usd"] == 0.006025
 

@@ -367,3 +367,126 @@ def test_stream_completion_and_hangstream_events(base):
         first = next(reply.iter_raw())
     assert first.startswith(b"event: message_start")
     assert wait_for_event(base, "disconnected")[0]["credential"] == "hangstream"
+
+
+# ---- Responses function calls ------------------------------------------------------------------
+
+def test_responses_function_call_stream_and_result(base):
+    client = oai(base)
+    tools = [{"type": "web_search"}, {"type": "function", "name": "weather", "parameters": WEATHER, "strict": False}]
+    with client.responses.stream(model="gpt-4o", input="weather?", tools=tools) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    deltas = kinds.count("response.function_call_arguments.delta")
+    assert deltas > 1 and kinds == [
+        "response.created", "response.in_progress", "response.output_item.added",
+        *["response.function_call_arguments.delta"] * deltas, "response.function_call_arguments.done",
+        "response.output_item.done", "response.completed"]
+    [call] = final.output
+    assert (call.type, call.name, call.status) == ("function_call", "weather", "completed")
+    assert json.loads(call.arguments) == FILLED and call.call_id.startswith("call_") and final.output_text == ""
+    answer = client.responses.create(model="gpt-4o", tools=tools, input=[
+        {"role": "user", "content": "weather?"},
+        {"type": "function_call", "call_id": call.call_id, "name": "weather", "arguments": call.arguments},
+        {"type": "function_call_output", "call_id": call.call_id,
+         "output": [{"type": "input_text", "text": "sunny"}]}])
+    assert answer.output_text == "tool result: sunny" and answer.output[0].type == "message"
+
+
+def test_responses_parallel_and_chosen_calls(base):
+    client = oai(base)
+    tools = [{"type": "function", "name": "weather", "parameters": WEATHER},
+             {"type": "function", "name": "time", "parameters": {"type": "object", "properties": {}}}]
+    parallel = client.responses.create(model="gpt-4o-parallel", input="both?", tools=tools)
+    assert [(c.name, c.id) for c in parallel.output] == [("weather", parallel.output[0].id),
+                                                         ("time", parallel.output[1].id)]
+    assert parallel.output[0].id != parallel.output[1].id
+    chosen = client.responses.create(model="gpt-4o", input="t?", tools=tools,
+                                     tool_choice={"type": "function", "name": "time"})
+    assert [(c.name, c.arguments) for c in chosen.output] == [("time", "{}")]
+    none = client.responses.create(model="gpt-4o", input="t?", tools=tools, tool_choice="none")
+    assert none.output_text == "echo: t?"
+
+
+# ---- the scripted round trip of real CLI clients -----------------------------------------------
+
+SHELL_STRING = {"type": "object", "properties": {"command": {"type": "string"}, "timeout": {"type": "number"}},
+                "required": ["command"]}
+SHELL_ARGV = {"type": "object", "properties": {"command": {"type": "array", "items": {"type": "string"}},
+                                               "workdir": {"type": "string"}}, "required": ["command", "workdir"]}
+
+
+def test_scripted_chat_calls_the_shell_tool_with_an_argv(base):
+    client = oai(base)
+    tools = [{"type": "function", "function": {"name": "weather", "parameters": WEATHER}},
+             {"type": "function", "function": {"name": "shell", "parameters": SHELL_ARGV}}]
+    first = client.chat.completions.create(model="deepseek-chat-cli-n1", tools=tools,
+                                           messages=[{"role": "user", "content": "go"}])
+    [call] = first.choices[0].message.tool_calls
+    assert call.function.name == "shell"
+    assert json.loads(call.function.arguments) == {"command": ["bash", "-lc", "echo aurax-tool-n1"],
+                                                   "workdir": "test"}
+    second = client.chat.completions.create(model="deepseek-chat-cli-n1", tools=tools, messages=[
+        {"role": "user", "content": "go"}, first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "aurax-tool-n1\n"}])
+    assert second.choices[0].message.content == "tool result: aurax-tool-n1\n"
+    plain = client.chat.completions.create(model="deepseek-chat-cli-n1", tools=tools[:1],
+                                           messages=[{"role": "user", "content": "title?"}])
+    assert plain.choices[0].message.content == "echo: title?" and plain.choices[0].finish_reason == "stop"
+
+
+def test_scripted_responses_calls_exec_command(base):
+    tools = [{"type": "function", "name": "write_stdin", "parameters": {"type": "object", "properties": {}}},
+             {"type": "function", "name": "exec_command", "parameters": {
+                 "type": "object", "properties": {"cmd": {"type": "string"}, "tty": {"type": "boolean"}},
+                 "required": ["cmd"], "additionalProperties": False}}]
+    with oai(base).responses.stream(model="gpt-5-cli-n2", input="go", tools=tools) as stream:
+        [call] = stream.get_final_response().output
+    assert (call.name, json.loads(call.arguments)) == ("exec_command", {"cmd": "echo aurax-tool-n2"})
+
+
+def test_scripted_anthropic_calls_bash(base):
+    client = claude(base)
+    tools = [{"name": "Agent", "input_schema": {"type": "object", "properties": {"prompt": {"type": "string"}},
+                                                "required": ["prompt"]}},
+             {"name": "Bash", "input_schema": SHELL_STRING}]
+    with client.messages.stream(model="claude-sonnet-cli-n3", max_tokens=100, tools=tools,
+                                messages=[{"role": "user", "content": "go"}]) as stream:
+        first = stream.get_final_message()
+    [call] = first.content
+    assert (call.name, call.input, first.stop_reason) == ("Bash", {"command": "echo aurax-tool-n3"}, "tool_use")
+    second = client.messages.create(model="claude-sonnet-cli-n3", max_tokens=100, tools=tools, messages=[
+        {"role": "user", "content": "go"}, {"role": "assistant", "content": [call.model_dump()]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "aurax-tool-n3"}]}])
+    assert second.content[0].text == "tool result: aurax-tool-n3"
+
+
+def test_scripted_gemini_calls_run_shell_command(base):
+    tool = types.Tool(function_declarations=[
+        types.FunctionDeclaration(name="read_file", parameters_json_schema=WEATHER),
+        types.FunctionDeclaration(name="run_shell_command", parameters_json_schema=SHELL_STRING)])
+    config = types.GenerateContentConfig(tools=[tool],
+                                         automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True))
+    client = gemini(base, version="v1beta")
+    answer = client.models.generate_content(model="gemini-2.5-flash-cli-n4", contents="go", config=config)
+    [part] = answer.candidates[0].content.parts
+    assert (part.function_call.name, part.function_call.args) == ("run_shell_command",
+                                                                    {"command": "echo aurax-tool-n4"})
+    result = types.Part.from_function_response(name="run_shell_command", response={"output": "aurax-tool-n4"})
+    second = client.models.generate_content(model="gemini-2.5-flash-cli-n4", config=config, contents=[
+        types.Content(role="user", parts=[types.Part(text="go")]), answer.candidates[0].content,
+        types.Content(role="user", parts=[result])])
+    assert second.text == 'tool result: {"output":"aurax-tool-n4"}'
+
+
+def test_anthropic_mid_conversation_system_message(base):
+    client = claude(base)
+    answer = client.messages.create(model="claude-x", max_tokens=10, messages=[
+        {"role": "user", "content": "q"}, {"role": "system", "content": [{"type": "text", "text": "Be brief."}]}])
+    assert answer.content[0].text == "echo: q"
+    with pytest.raises(anthropic.BadRequestError, match="first message must use the \"user\" role"):
+        client.messages.create(model="claude-x", max_tokens=10, messages=[{"role": "system", "content": "x"}])
+    with pytest.raises(anthropic.BadRequestError, match="Input tag 'image'"):
+        client.messages.create(model="claude-x", max_tokens=10, messages=[
+            {"role": "user", "content": "q"}, {"role": "system", "content": [
+                {"type": "image", "source": {"type": "url", "url": "http://x/a.png"}}]}])

@@ -123,7 +123,8 @@ def test_openai_url_key_and_model_map(harness):
     assert sent.headers["authorization"] == "Bearer oa-1"
     assert orjson.loads(sent.content)["model"] == "gpt-4o-2024-11-20"
     record = harness.records()[0]
-    assert record["usage"] == {"input_tokens": 3, "output_tokens": 4, "cached_input_tokens": 0, "reasoning_tokens": 0}
+    assert record["usage"] == {"input_tokens": 3, "output_tokens": 4, "cached_input_tokens": 0, "reasoning_tokens": 0,
+                               "cache_write_tokens": 0}
     assert record["channel"] == "oa" and record["upstream_model"] == "gpt-4o-2024-11-20"
     assert record["request_id"] == response.headers["x-request-id"]
 
@@ -253,9 +254,9 @@ def test_upstream_error_bodies_are_passed_on_compact():
 
 def test_image_streams_end_with_their_completed_event():
     from relay.streams import Events
-    from relay.usage import Meter
+    from relay.dialects import OPENAI
 
-    pipe = Events("openai", Meter("openai"))
+    pipe = Events(OPENAI, OPENAI.meter())
     pipe.feed(b'event: image_generation.partial_image\ndata: {"type":"image_generation.partial_image"}\n\n')
     pipe.feed(b'event: image_generation.completed\ndata: {"type":"image_generation.completed",'
               b'"usage":{"input_tokens":5,"output_tokens":9}}\n\n')

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from relay.streams import Events, _anthropic_marked, _openai_marked
-from relay.usage import Meter
+from relay.dialects import OPENAI
+from relay.dialects.anthropic import marked as _anthropic_marked
+from relay.dialects.openai import marked as _openai_marked
+from relay.streams import Events
 
 OPENAI_MARKED = [
     b"data: [DONE]\n\n",
@@ -58,8 +60,8 @@ def test_anthropic_events_worth_parsing(block, marked):
 
 
 def test_a_passed_on_stream_is_metered_from_its_marked_events_only():
-    meter = Meter("openai")
-    pipe = Events("openai", meter, drop_usage_chunk=True)
+    meter = OPENAI.meter()
+    pipe = Events(OPENAI, meter, drop_usage_chunk=True)
     out = b"".join(pipe.feed(block) for block in [*OPENAI_PLAIN[:2], OPENAI_MARKED[2], OPENAI_MARKED[0]])
     assert out == OPENAI_PLAIN[0] + OPENAI_PLAIN[1] + b"data: [DONE]\n\n"  # the usage chunk dropped
     assert pipe.complete and pipe.end() == b""

@@ -10,9 +10,9 @@ from pydantic import TypeAdapter
 
 from relay import sse
 from relay.errors import ProxyError
-from relay.translate import find
+from translations import pair
 
-T = find("anthropic", "openai")
+T = pair("anthropic", "openai")
 EVENT = TypeAdapter(RawMessageStreamEvent)
 
 

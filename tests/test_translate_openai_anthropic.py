@@ -9,10 +9,10 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from relay import sse
 from relay.errors import ProxyError
-from relay.translate import find
-from relay.translate.openai_anthropic import JSON_TOOL
+from translations import pair
+from relay.dialects.anthropic_channel import JSON_TOOL
 
-T = find("openai", "anthropic")
+T = pair("openai", "anthropic")
 SONNET = "claude-sonnet-4-5-20250929"
 WEATHER = {
     "type": "function",

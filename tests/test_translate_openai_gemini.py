@@ -10,10 +10,10 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from relay import sse
 from relay.errors import ProxyError
-from relay.translate import find
-from relay.translate.openai_gemini import SIGNATURE_SEP, SKIP_SIGNATURE
+from translations import pair
+from relay.dialects.gemini_channel import SIGNATURE_SEP, SKIP_SIGNATURE
 
-T = find("openai", "gemini")
+T = pair("openai", "gemini")
 SIG = "CiQBVKhc7+Lw/Rjz0sw1PvSqYQfpMXLHZ8/eKqtNRg5G8hLqVbcSLwGt5xE="
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "Weather in a city",

@@ -6,11 +6,12 @@ import pytest
 
 from relay.config import Price
 from relay.records import cost
-from relay.usage import Meter, Usage, request_chars
+from relay.dialects import ANTHROPIC, GEMINI, OPENAI
+from relay.usage import Usage, request_chars
 
 
 def test_openai_chat_answer():
-    meter = Meter("openai")
+    meter = OPENAI.meter()
     meter.answer({"usage": {"prompt_tokens": 100, "completion_tokens": 40, "total_tokens": 140,
                             "prompt_tokens_details": {"cached_tokens": 30},
                             "completion_tokens_details": {"reasoning_tokens": 12}}})
@@ -18,7 +19,7 @@ def test_openai_chat_answer():
 
 
 def test_openai_responses_and_embeddings():
-    meter = Meter("openai")
+    meter = OPENAI.meter()
     meter.answer({"usage": {"input_tokens": 50, "output_tokens": 9, "input_tokens_details": {"cached_tokens": 5},
                             "output_tokens_details": {"reasoning_tokens": 3}}})
     assert meter.usage == Usage(50, 9, 5, 3)
@@ -27,7 +28,7 @@ def test_openai_responses_and_embeddings():
 
 
 def test_openai_stream_usage_chunk_and_text():
-    meter = Meter("openai")
+    meter = OPENAI.meter()
     meter.event({"choices": [{"index": 0, "delta": {"content": "Hello"}}], "usage": None})
     meter.event({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}}]})
     assert meter.usage is None and meter.text_chars == 7
@@ -36,21 +37,21 @@ def test_openai_stream_usage_chunk_and_text():
 
 
 def test_responses_stream_completed_event():
-    meter = Meter("openai")
+    meter = OPENAI.meter()
     meter.event({"type": "response.output_text.delta", "delta": "abc"})
     meter.event({"type": "response.completed", "response": {"usage": {"input_tokens": 4, "output_tokens": 3}}})
     assert meter.usage == Usage(4, 3, 0, 0) and meter.text_chars == 3
 
 
 def test_anthropic_answer_counts_cache_reads_and_writes_as_input():
-    meter = Meter("anthropic")
+    meter = ANTHROPIC.meter()
     meter.answer({"usage": {"input_tokens": 10, "cache_read_input_tokens": 200, "cache_creation_input_tokens": 50,
                             "output_tokens": 30}})
-    assert meter.usage == Usage(260, 30, 200, 0)
+    assert meter.usage == Usage(260, 30, 200, 0, 50)
 
 
 def test_anthropic_stream_message_start_then_delta():
-    meter = Meter("anthropic")
+    meter = ANTHROPIC.meter()
     meter.event({"type": "message_start", "message": {"usage": {"input_tokens": 10, "cache_read_input_tokens": 90,
                                                                 "output_tokens": 1}}})
     meter.event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hey"}})
@@ -63,7 +64,7 @@ def test_anthropic_stream_message_start_then_delta():
 
 
 def test_gemini_usage_metadata():
-    meter = Meter("gemini")
+    meter = GEMINI.meter()
     meter.event({"candidates": [{"content": {"parts": [{"text": "ab"}]}}],
                  "usageMetadata": {"promptTokenCount": 10, "totalTokenCount": 10}})
     meter.event({"candidates": [{"content": {"parts": [{"text": "cd"}]}, "finishReason": "STOP"}],

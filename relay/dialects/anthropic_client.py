@@ -1,5 +1,5 @@
 """Anthropic messages client -> OpenAI chat channel (Claude Code on GPT, DeepSeek, Qwen): the
-request and the whole answer. The streamed answer is in `anthropic_openai_stream.py`.
+request and the whole answer. The streamed answer is in `anthropic_client_stream.py`.
 
 What has no OpenAI form is left out: `top_k`, `cache_control`, `service_tier`, `container`,
 server tools (web search, code execution, bash/editor/computer tool versions) and their result
@@ -11,21 +11,20 @@ from __future__ import annotations
 
 import re
 
-from relay.translate.common import (
+from relay.dialects.common import (
+    NO_EFFORT,
+    REASONING_MODEL,
     STOP_FROM_OPENAI,
-    anthropic_usage,
+    anthropic_usage_from_chat,
     budget_to_effort,
     dumps,
+    give_reasoning,
     new_id,
     parse_arguments,
     refuse,
     stream_error,
 )
 
-# OpenAI reasoning models take max_completion_tokens and refuse sampling parameters.
-_REASONING_MODEL = re.compile(r"(^|/)(o\d|gpt-5)")
-# Chat models that refuse reasoning_effort (a 400 on every Claude Code request that thinks).
-_NO_EFFORT = re.compile(r"(^|/)(gpt-4|gpt-3\.5|chatgpt-4o)")
 # Output caps of common chat models; Claude Code asks for 32000 and these would refuse it.
 _MAX_OUTPUT = (
     (re.compile(r"(^|/)gpt-4\.1"), 32768),
@@ -49,8 +48,8 @@ def request(body: dict, model: str) -> dict:
     if isinstance(limit, int):
         cap = next((cap for pattern, cap in _MAX_OUTPUT if pattern.search(name)), None)
         limit = min(limit, cap) if cap else limit
-        out["max_completion_tokens" if _REASONING_MODEL.search(name) else "max_tokens"] = limit
-    if not _REASONING_MODEL.search(name):
+        out["max_completion_tokens" if REASONING_MODEL.search(name) else "max_tokens"] = limit
+    if not REASONING_MODEL.search(name):
         for key in ("temperature", "top_p"):
             if isinstance(body.get(key), (int, float)):
                 out[key] = body[key]
@@ -63,7 +62,7 @@ def request(body: dict, model: str) -> dict:
         out["stream"] = True
         out["stream_options"] = {"include_usage": True}  # so message_delta carries real usage
 
-    if (effort := _effort(body)) and not _NO_EFFORT.search(name):
+    if (effort := _effort(body)) and not NO_EFFORT.search(name):
         out["reasoning_effort"] = effort
     fmt = (body.get("output_config") or {}).get("format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
@@ -170,11 +169,7 @@ def _assistant(blocks: list[dict], model: str) -> dict:
     out: dict = {"role": "assistant", "content": "".join(text) if text or not calls else None}
     if calls:
         out["tool_calls"] = calls
-    openai_model = _REASONING_MODEL.search(model) or _NO_EFFORT.search(model)
-    if not openai_model and (reasoning or calls and "deepseek" in model):
-        # DeepSeek's thinking mode answers 400 when an assistant tool-call turn lacks the field.
-        out["reasoning_content"] = "".join(reasoning)
-    return out
+    return give_reasoning(out, "".join(reasoning), model)
 
 
 def _tool_result(content: object, where: str) -> tuple[str, list[dict]]:
@@ -248,7 +243,7 @@ def response(answer: dict, model: str) -> dict:
         "content": content,
         "stop_reason": stop_reason(choice.get("finish_reason"), bool(message.get("tool_calls"))),
         "stop_sequence": None,
-        "usage": anthropic_usage(answer.get("usage")),
+        "usage": anthropic_usage_from_chat(answer.get("usage")),
     }
 
 

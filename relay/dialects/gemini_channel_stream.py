@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from relay.translate.common import chunk, new_id, now, stream_error, usage_from_gemini
-from relay.translate.openai_gemini import finish_reason, read_parts
+from relay.dialects.common import chunk, new_id, now, stream_error, usage_from_gemini
+from relay.dialects.gemini_channel import finish_reason, read_parts
 
 
 class GeminiToOpenAIStream:

@@ -7,7 +7,9 @@ import itertools
 import random
 
 from relay.config import parse
-from relay.routing import Routes
+from relay.planner import Planner
+from relay.state.fleet import Fleet
+from relay.state.memory import MemoryStore
 
 CONFIG = """
 [proxy]
@@ -53,10 +55,11 @@ class Clock:
 
 def make(seed: int = 0):
     clock = Clock()
-    return Routes(parse(CONFIG), rand=random.Random(seed).random, clock=clock), clock
+    health = Fleet(MemoryStore(clock=clock), clock=clock)  # key health of one process
+    return Planner(parse(CONFIG), health, rand=random.Random(seed).random, clock=clock), clock
 
 
-def order(routes: Routes, group: str, model: str, affinity=None) -> list[str]:
+def order(routes: Planner, group: str, model: str, affinity=None) -> list[str]:
     return [f"{a.channel.name}/{a.key}" for a in routes.plan(routes.tiers(group, model), affinity)]
 
 

@@ -1,9 +1,11 @@
-"""Which channel key serves a request, in what order the others are tried (SPEC §6).
+"""The channel planner: which channel key serves a request, and in what order the others are
+tried (SPEC §6).
 
 Candidates are the channels of the caller's group whose models match; the highest priority comes
 first, a weighted random order within one priority, and each channel's keys in turn. Keys that
-failed rest for `cooldown_s` (in memory, per replica) and go to the back of the line; when every
-candidate rests, the one that failed longest ago is still tried rather than refusing.
+failed rest for `cooldown_s` and go to the back of the line; when every candidate rests, the one
+that failed longest ago is still tried rather than refusing. Key health is the fleet's
+(`relay.state.fleet.Fleet`): a key rested on one replica rests on all of them.
 """
 
 from __future__ import annotations
@@ -14,11 +16,20 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping, Protocol
 
 from cachetools import LRUCache
 
 from .config import Channel, Config
+
+
+class KeyHealth(Protocol):
+    """Which channel keys rest, until when (wall clock); what `Fleet` provides."""
+
+    @property
+    def resting(self) -> Mapping[str, float]: ...
+
+    def rest_key(self, key_id: str, seconds: float) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,21 +52,28 @@ def _mix(x: int) -> int:
     return x ^ (x >> 31)
 
 
-class Routes:
+class Planner:
     def __init__(
         self,
         config: Config,
+        health: KeyHealth,
         rand: Callable[[], float] = random.random,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.channels = config.channels
         self.cooldown_s = config.proxy.cooldown_s
+        self._health = health
         self._rand = rand
         self._clock = clock
         self._tiers: LRUCache[tuple[str, str], tuple[tuple[Channel, ...], ...]] = LRUCache(4096)
         self._turn = {c.name: itertools.count() for c in self.channels}
-        self._resting: dict[tuple[str, int], tuple[float, float]] = {}  # -> (until, failed at)
         self._key_ids: dict[str, tuple[int, ...]] = {}
+        # A key's name in the fleet's key health: its channel and a digest of the key (never the
+        # key), so reordering a channel's keys keeps their health.
+        self._health_ids = {
+            c.name: tuple(f"{c.name}:{hashlib.blake2b(key.encode(), digest_size=8).hexdigest()}" for key in c.keys)
+            for c in self.channels
+        }
 
     def tiers(self, group: str, model: str) -> tuple[tuple[Channel, ...], ...]:
         """Matching channels grouped by priority, highest first; empty when none serves."""
@@ -75,8 +93,9 @@ class Routes:
         """Every channel key in the order to try it: healthy ones first, resting ones last."""
         now = self._clock()
         resting: list[tuple[float, Attempt]] = []
+        health = self._health.resting
         sticky = self._sticky(tiers[0], affinity) if affinity and tiers else None
-        if sticky is not None and not self._rests(sticky, now, resting):
+        if sticky is not None and not self._rests(sticky, health, now, resting):
             yield sticky
         for tier in tiers:
             for channel in self._shuffle(tier):
@@ -86,21 +105,19 @@ class Routes:
                     attempt = Attempt(channel, (start + i) % n)
                     if attempt == sticky:
                         continue
-                    if not self._rests(attempt, now, resting):
+                    if not self._rests(attempt, health, now, resting):
                         yield attempt
         resting.sort(key=lambda pair: pair[0])
         for _, attempt in resting:
             yield attempt
 
-    def _rests(self, attempt: Attempt, now: float, resting: list) -> bool:
-        state = self._resting.get((attempt.channel.name, attempt.key_index))
-        if state is None:
+    def _rests(self, attempt: Attempt, health: Mapping[str, float], now: float, resting: list) -> bool:
+        if not health:
             return False
-        until, failed_at = state
-        if until <= now:
-            del self._resting[(attempt.channel.name, attempt.key_index)]
+        until = health.get(self._health_ids[attempt.channel.name][attempt.key_index])
+        if until is None or until <= now:
             return False
-        resting.append((failed_at, attempt))
+        resting.append((until, attempt))  # every rest is as long: the earliest end failed first
         return True
 
     def _shuffle(self, tier: tuple[Channel, ...]) -> list[Channel] | tuple[Channel, ...]:
@@ -136,9 +153,9 @@ class Routes:
         return found
 
     def rest(self, attempt: Attempt) -> None:
-        now = self._clock()
-        self._resting[(attempt.channel.name, attempt.key_index)] = (now + self.cooldown_s, now)
+        """The key failed by its own fault: it rests `cooldown_s` on every replica."""
+        self._health.rest_key(self._health_ids[attempt.channel.name][attempt.key_index], self.cooldown_s)
 
     def resting_count(self) -> int:
         now = self._clock()
-        return sum(1 for until, _ in self._resting.values() if until > now)
+        return sum(1 for until in self._health.resting.values() if until > now)

@@ -1,6 +1,6 @@
 """OpenAI chat client -> Gemini generateContent channel: the request and the whole answer.
 
-The streamed answer is in `openai_gemini_stream.py`. Function and response schemas go as
+The streamed answer is in `gemini_channel_stream.py`. Function and response schemas go as
 `parametersJsonSchema` / `responseJsonSchema`, which take JSON Schema as OpenAI clients write it
 (`additionalProperties`, union types, `$ref`), instead of being cut down to the OpenAPI subset of
 `parameters` / `responseSchema`. Gemini parts the client cannot use (executable code, generated
@@ -19,7 +19,7 @@ import re
 
 import orjson
 
-from relay.translate.common import (
+from relay.dialects.common import (
     FINISH_FROM_GEMINI,
     check_openai,
     clean_stops,

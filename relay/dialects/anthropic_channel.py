@@ -1,6 +1,6 @@
 """OpenAI chat client -> Anthropic messages channel: the request and the whole answer.
 
-The streamed answer is in `openai_anthropic_stream.py`.
+The streamed answer is in `anthropic_channel_stream.py`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import re
 
-from relay.translate.common import (
+from relay.dialects.common import (
     EFFORT_BUDGETS,
     FINISH_FROM_ANTHROPIC,
     budget_to_effort,

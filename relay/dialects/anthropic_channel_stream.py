@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from relay.translate.common import FINISH_FROM_ANTHROPIC, chunk, dumps, now, stream_error, usage_from_anthropic
-from relay.translate.openai_anthropic import JSON_TOOL
+from relay.dialects.common import FINISH_FROM_ANTHROPIC, chunk, dumps, now, stream_error, usage_from_anthropic
+from relay.dialects.anthropic_channel import JSON_TOOL
 
 
 class AnthropicToOpenAIStream:

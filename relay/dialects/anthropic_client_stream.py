@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import orjson
 
-from relay.translate.anthropic_openai import call_id, message_id, stop_reason
-from relay.translate.common import anthropic_usage, dumps, new_id, stream_error
+from relay.dialects.anthropic_client import call_id, message_id, stop_reason
+from relay.dialects.common import anthropic_usage_from_chat, dumps, new_id, stream_error
 
 
 class OpenAIToAnthropicStream:
@@ -58,14 +58,14 @@ class OpenAIToAnthropicStream:
         self.done = True
         out = self._start({}) + self._close_all()
         delta = {"stop_reason": stop_reason(self.finish_reason, bool(self.calls)), "stop_sequence": None}
-        out.append({"type": "message_delta", "delta": delta, "usage": anthropic_usage(self.usage)})
+        out.append({"type": "message_delta", "delta": delta, "usage": anthropic_usage_from_chat(self.usage)})
         return out + [{"type": "message_stop"}]
 
     def _start(self, chunk: dict) -> list[dict]:
         if self.started:
             return []
         self.started = True
-        usage = anthropic_usage(chunk.get("usage"))
+        usage = anthropic_usage_from_chat(chunk.get("usage"))
         message = {
             "id": message_id(chunk.get("id")),
             "type": "message",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 import time
 import uuid
@@ -9,6 +11,7 @@ import uuid
 import orjson
 
 from relay.errors import ProxyError
+from relay.usage import Usage, anthropic_usage, chat_usage, read_anthropic, read_gemini, read_openai
 
 # Anthropic stop_reason -> OpenAI finish_reason. `pause_turn` only happens with server tools the
 # client never asked for; `model_context_window_exceeded` is a length stop in OpenAI's terms.
@@ -51,6 +54,11 @@ FINISH_FROM_GEMINI = {
     ),
 }
 
+# OpenAI reasoning models take max_completion_tokens and refuse sampling parameters.
+REASONING_MODEL = re.compile(r"(^|/)(o\d|gpt-5)")
+# Chat models that refuse reasoning_effort (a 400 on every Claude Code request that thinks).
+NO_EFFORT = re.compile(r"(^|/)(gpt-4|gpt-3\.5|chatgpt-4o)")
+
 # reasoning_effort -> thinking budget in tokens, for targets that take a budget. Anthropic needs at
 # least 1024; the top stays under 32k so budget plus answer fits every thinking Claude's output cap.
 EFFORT_BUDGETS = {"minimal": 1024, "low": 2048, "medium": 8192, "high": 16384, "xhigh": 24576, "max": 24576}
@@ -63,6 +71,27 @@ def budget_to_effort(budget: int) -> str:
     if budget <= EFFORT_BUDGETS["medium"]:
         return "medium"
     return "high"
+
+
+def as_dict(value: object) -> dict:
+    """A field that should hold an object; anything else (a client's or an upstream's mistake)
+    reads as empty, so a wrong type is never a crash."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list:
+    """A field that should hold a list; anything else reads as empty."""
+    return value if isinstance(value, list) else []
+
+
+def as_str(value: object) -> str:
+    """A field that should hold a string; anything else reads as empty."""
+    return value if isinstance(value, str) else ""
+
+
+def as_int(value: object) -> int:
+    """A count that should be an integer; anything else reads as 0."""
+    return value if isinstance(value, int) else 0
 
 
 def new_id(prefix: str) -> str:
@@ -131,60 +160,63 @@ def chunk(stream_id: str, created: int, model: str, delta: dict, finish_reason: 
     return {"id": stream_id, "object": "chat.completion.chunk", "created": created, "model": model, "choices": [choice]}
 
 
-def openai_usage(prompt: int, completion: int, cached: int = 0, reasoning: int | None = None, written: int = 0) -> dict:
-    usage: dict = {
-        "prompt_tokens": prompt,
-        "completion_tokens": completion,
-        "total_tokens": prompt + completion,
-        "prompt_tokens_details": {"cached_tokens": cached},
-    }
-    if written:
-        usage["prompt_tokens_details"]["cache_write_tokens"] = written
-    if reasoning is not None:
-        usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
-    return usage
-
-
 def usage_from_anthropic(usage: dict) -> dict:
-    """Anthropic usage -> OpenAI usage (prompt tokens include cache reads and writes)."""
-    cached = usage.get("cache_read_input_tokens") or 0
-    written = usage.get("cache_creation_input_tokens") or 0
-    details = usage.get("output_tokens_details") or {}
-    return openai_usage(
-        (usage.get("input_tokens") or 0) + cached + written,
-        usage.get("output_tokens") or 0,
-        cached,
-        details.get("thinking_tokens"),
-        written,
-    )
+    """Anthropic usage -> OpenAI chat usage (prompt tokens include cache reads and writes)."""
+    return chat_usage(read_anthropic(usage) or Usage())
 
 
-def anthropic_usage(usage: dict | None) -> dict:
-    """OpenAI usage -> Anthropic usage (input tokens exclude the cached ones)."""
-    usage = usage or {}
-    details = usage.get("prompt_tokens_details") or {}
-    # DeepSeek reports cache hits in its own field.
-    cached = details.get("cached_tokens") or usage.get("prompt_cache_hit_tokens") or 0
-    written = details.get("cache_write_tokens") or 0
-    prompt = usage.get("prompt_tokens") or 0
-    out = {
-        "input_tokens": max(prompt - cached - written, 0),
-        "output_tokens": usage.get("completion_tokens") or 0,
-        "cache_creation_input_tokens": written,
-        "cache_read_input_tokens": cached,
-    }
-    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens")
-    if reasoning:
-        out["output_tokens_details"] = {"thinking_tokens": reasoning}
-    return out
+def anthropic_usage_from_chat(usage: dict | None) -> dict:
+    """OpenAI chat usage -> Anthropic usage (input tokens exclude the cached ones)."""
+    return anthropic_usage(read_openai(usage or {}) or Usage())
 
 
 def usage_from_gemini(meta: dict) -> dict:
-    """Gemini usageMetadata -> OpenAI usage: thoughts count as completion tokens, as Gemini bills them."""
-    thoughts = meta.get("thoughtsTokenCount")
-    prompt = (meta.get("promptTokenCount") or 0) + (meta.get("toolUsePromptTokenCount") or 0)
-    completion = (meta.get("candidatesTokenCount") or 0) + (thoughts or 0)
-    return openai_usage(prompt, completion, meta.get("cachedContentTokenCount") or 0, thoughts)
+    """Gemini usageMetadata -> OpenAI chat usage: thoughts count as completion tokens."""
+    return chat_usage(read_gemini(meta) or Usage())
+
+
+def give_reasoning(message: dict, reasoning: str, model: str) -> dict:
+    """An assistant turn for an OpenAI-style upstream, with its reasoning given back where wanted.
+
+    DeepSeek, Qwen and other OpenAI-compatible servers take their own reasoning back as
+    `reasoning_content`; OpenAI's own models are not sent the field.
+    """
+    model = model.lower()
+    if REASONING_MODEL.search(model) or NO_EFFORT.search(model):
+        return message
+    if reasoning or message.get("tool_calls") and "deepseek" in model:
+        # DeepSeek's thinking mode answers 400 when an assistant tool-call turn lacks the field.
+        message["reasoning_content"] = reasoning
+    return message
+
+
+# Signed Claude thinking rides through clients that cannot hold it as thinking blocks (a Responses
+# reasoning item's encrypted_content, a Gemini thoughtSignature) as one opaque base64 string. The
+# mark is 18 bytes, so every packed string starts with the same 24 base64 characters.
+_THINKING_MARK = b"aurax.thinking.v1:"
+_THINKING_PREFIX = base64.b64encode(_THINKING_MARK).decode()
+
+
+def pack_thinking(blocks: object) -> str | None:
+    """The signed thinking blocks of a chat answer (`thinking_blocks`) as one opaque string."""
+    kept = [
+        {key: block[key] for key in ("type", "thinking", "signature", "data") if key in block}
+        for block in (blocks if isinstance(blocks, list) else [])
+        if isinstance(block, dict)
+        and (block.get("type") == "thinking" and block.get("signature") or block.get("type") == "redacted_thinking")
+    ]
+    return base64.b64encode(_THINKING_MARK + orjson.dumps(kept)).decode() if kept else None
+
+
+def unpack_thinking(value: object) -> list[dict] | None:
+    """The thinking blocks `pack_thinking` packed; None for any other string (another vendor's)."""
+    if not isinstance(value, str) or not value.startswith(_THINKING_PREFIX):
+        return None
+    try:
+        blocks = orjson.loads(base64.b64decode(value, validate=True)[len(_THINKING_MARK) :])
+    except (binascii.Error, ValueError):
+        return None
+    return [block for block in blocks if isinstance(block, dict)] if isinstance(blocks, list) else None
 
 
 def refuse(param: str, what: str) -> ProxyError:
