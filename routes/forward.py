@@ -22,6 +22,7 @@ from relay.dialects.translation import Translation, between
 from relay.admission import STORE_DOWN, refusal, token_ask
 from relay.edge import client_ip, header_map
 from relay.errors import ProxyError, UpstreamFailure, redact, upstream_message
+from relay.intake import ClientGone
 from relay.planner import Attempt
 from relay.records import Call
 from relay.runtime import Runtime
@@ -37,10 +38,6 @@ from .table import COUNT, GENERATE, Row
 # The key's own failures: it rests (fleet-wide), the next candidate is tried.
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 _ERROR_BODY_LIMIT = 64 * 1024
-
-
-class ClientGone(Exception):
-    pass
 
 
 class Forward:
@@ -73,9 +70,9 @@ class Forward:
             self._describe(call, caller)
             if caller.passthrough and rt.config.passthrough_rpm_per_ip is not None:
                 await self._admit_address(call, dialect)
-            body = await self._read_body(receive, headers)
-            watcher = Watcher(receive, call, task, rt.alarms)
-            await self.serve(scope, headers, caller, body, answer)
+            async with rt.intake.body(receive, headers) as body:  # counted until the request is over
+                watcher = Watcher(receive, call, task, rt.alarms)
+                await self.serve(scope, headers, caller, body, answer)
         except ProxyError as err:
             await answer.error(dialect, err)
         except ClientGone:
@@ -128,24 +125,6 @@ class Forward:
             call.token = caller.token
             call.group = caller.group.name
             call.multiplier = caller.group.multiplier
-
-    async def _read_body(self, receive, headers: dict[str, str]) -> bytes:
-        limit = self.proxy.max_body_bytes
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _too_large(limit)
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _model(self, scope, headers: dict[str, str], body: bytes) -> tuple[dict | None, str]:
         source = self.row.model_from
@@ -471,11 +450,6 @@ class Forward:
         if tokens is None:
             raise ProxyError(502, "The upstream's token count could not be read", code="bad_upstream_answer")
         return self.row.dialect.counting.reply(tokens)
-
-
-def _too_large(limit: int) -> ProxyError:
-    return ProxyError(413, f"Request body is larger than the {limit / (1024 * 1024):g} MB limit",
-                      code="request_too_large")
 
 
 def unreachable(exc: Exception, channel: Channel, key: str, request_id: str = "") -> ProxyError:
