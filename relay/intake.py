@@ -14,6 +14,10 @@ would only be read to be thrown away.
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
+
 from .alarms import Alarms
 from .config import Proxy
 from .errors import ProxyError
@@ -109,3 +113,108 @@ class Body:
                         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
         except TimeoutError:
             raise intake._too_slow() from None
+
+
+# A passthrough body larger than this (or of unknown length) is sent upstream as it arrives: the
+# proxy has nothing to read in it, so it holds no more of it than one chunk at a time.
+STREAM_OVER_BYTES = 64 * 1024
+_SNIFF_BYTES = 4096  # of a streamed body, read before it goes on: the record's model is in them
+
+
+def streams(headers: dict[str, str]) -> bool:
+    """Whether a passthrough request's body is to be streamed rather than read whole."""
+    declared = headers.get("content-length")
+    return declared is None or not declared.isdigit() or int(declared) > STREAM_OVER_BYTES
+
+
+class Streamed(httpx.AsyncByteStream):
+    """A request body passed on as it arrives, under the same deadline and size limit as a body
+    read whole; only the chunk in hand counts against the process's cap.
+
+    `first()` reads its first few KB (what a record can tell of the request); iterating sends them
+    and the rest, from whichever task the transport writes in. What went wrong on the client's
+    side is kept in `failure`: the upstream request then fails too, and the client is told this,
+    not that. `on_done` is called once the body is over (the server's `receive` is then free for
+    the disconnect watcher).
+    """
+
+    def __init__(self, intake: Intake, receive, headers: dict[str, str], on_done) -> None:
+        self._intake = intake
+        self._receive = receive
+        declared = headers.get("content-length", "")
+        self.length = int(declared) if declared.isdigit() else None
+        self._first: bytes | None = None
+        self._more = True
+        self._size = 0
+        self._held = 0
+        self._until = 0.0
+        self._on_done = on_done
+        self._done = False
+        self.failure: BaseException | None = None
+
+    async def first(self) -> bytes:
+        intake = self._intake
+        if self.length is not None and self.length > intake.limit:
+            raise intake._too_large()
+        self._until = asyncio.get_running_loop().time() + intake.timeout
+        head = [await self._next()]
+        size = len(head[0])
+        while self._more and size < _SNIFF_BYTES:  # enough to read a model name in
+            head.append(await self._next())
+            size += len(head[-1])
+        self._first = b"".join(head)
+        self._hold(len(self._first))
+        return self._first
+
+    async def _next(self) -> bytes:
+        try:
+            async with asyncio.timeout_at(self._until):  # (a timer per chunk: large bodies only)
+                message = await self._receive()
+        except TimeoutError:
+            raise self._intake._too_slow() from None
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
+        self._size += len(chunk)
+        if self._size > self._intake.limit:
+            raise self._intake._too_large()
+        self._more = message.get("more_body", False)
+        if not self._more:
+            self._finish()
+        return chunk
+
+    async def __aiter__(self):
+        try:
+            first, self._first = self._first, None
+            if first:
+                yield first
+            self._hold(0)
+            while self._more:
+                chunk = await self._next()
+                if chunk:
+                    self._hold(len(chunk))
+                    yield chunk
+                    self._hold(0)
+        except BaseException as exc:
+            self.failure = exc
+            raise
+        finally:
+            self.close()
+
+    def _hold(self, size: int) -> None:
+        intake = self._intake
+        intake.held += size - self._held
+        self._held = size
+
+    def _finish(self) -> None:
+        if not self._done:
+            self._done = True
+            self._on_done()
+
+    def close(self) -> None:
+        """The body is over (or abandoned): nothing of it is held any more."""
+        self._hold(0)
+        self._finish()
+
+    async def aclose(self) -> None:
+        self.close()

@@ -22,6 +22,7 @@ from relay.dialects.translation import Translation, between
 from relay.admission import STORE_DOWN, refusal, token_ask
 from relay.edge import client_ip, header_map
 from relay.errors import ProxyError, UpstreamFailure, redact, upstream_message
+from relay import intake
 from relay.intake import ClientGone
 from relay.planner import Attempt
 from relay.records import Call
@@ -70,9 +71,19 @@ class Forward:
             self._describe(call, caller)
             if caller.passthrough and rt.config.passthrough_rpm_per_ip is not None:
                 await self._admit_address(call, dialect)
-            async with rt.intake.body(receive, headers) as body:  # counted until the request is over
-                watcher = Watcher(receive, call, task, rt.alarms)
-                await self.serve(scope, headers, caller, body, answer)
+            if caller.passthrough and self.row.model_from and intake.streams(headers):
+                watchers = []
+                body = intake.Streamed(rt.intake, receive, headers,
+                                       lambda: watchers.append(Watcher(receive, call, task, rt.alarms)))
+                try:
+                    await self.serve_streamed(scope, body, answer)
+                finally:
+                    body.close()
+                    watcher = watchers[0] if watchers else None
+            else:
+                async with rt.intake.body(receive, headers) as body:  # counted until the request is over
+                    watcher = Watcher(receive, call, task, rt.alarms)
+                    await self.serve(scope, headers, caller, body, answer)
         except ProxyError as err:
             await answer.error(dialect, err)
         except ClientGone:
@@ -252,6 +263,53 @@ class Forward:
         if failure is None:
             failure = ProxyError(503, f"No upstream could serve the model '{model}'", code="no_upstream")
         await answer.error(row.dialect, failure)
+
+    async def serve_streamed(self, scope, body: intake.Streamed, answer: Answer) -> None:
+        """A passthrough request with a large body (its own provider key): sent to the official
+        API as the body arrives, never held whole. Nothing in it needs reading but what the
+        record shows, taken from its first chunk."""
+        row, rt, call = self.row, self.rt, answer.call
+        channel = rt.passthrough[row.dialect.family]
+        first = await body.first()
+        if row.model_from == "path":
+            model = bodies.checked_model(scope["path_params"]["model"])
+        elif row.model_from == "form":
+            model = bodies.sniff_form_model(first, _content_type(scope))
+        else:
+            model = bodies.sniff_model(first)
+        call.model = model
+        streaming = row.streams == "always" or row.streams == "flag" and bodies.sniff_stream(first)
+        call.stream = streaming
+        client_sse = streaming and row.dialect.client_sse(scope["query_string"])
+        query = scope["query_string"]
+        if row.endpoint == "streamGenerateContent" and b"alt=sse" not in query:
+            query = query + b"&alt=sse" if query else b"alt=sse"
+        target = upstream_url(channel, row.endpoint, model or "", query, False, self.token_prefix)
+        hdrs = header_rules.upstream(scope["headers"], channel, None, self.token_prefix)
+        request = rt.upstream.streaming_request(row.method, target, hdrs, body, body.length)
+        call.attempts, call.channel = 1, channel.name
+        try:
+            response = await (self._open_with_pings(request, answer) if client_sse else rt.upstream.send(request))
+        except (httpx.TransportError, TimeoutError) as exc:
+            if isinstance(body.failure, (ProxyError, ClientGone)):
+                raise body.failure from None  # the client's side failed first: that is what it hears
+            raise unreachable(exc, channel, "", call.request_id) from None
+        rt.metrics.attempt(channel.name, response.status_code)
+        try:
+            if response.status_code >= 400:
+                failure, _ = await self._failure(response, Attempt(channel, 0), None, call)
+                await answer.error(row.dialect, failure)
+                return
+            call.billable = True
+            meter = channel.dialect.meter()
+            pipe = self._pipe(response, channel, None, None, None, model or "", False, client_sse, meter, call)
+            if pipe is None:
+                await self._whole(response, None, meter, model or "", None, answer)
+            else:
+                await stream(response, pipe, answer, rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
+                call.usage = meter.usage
+        finally:
+            await response.aclose()
 
     async def _fleet_call(self, awaitable):
         try:
