@@ -36,6 +36,11 @@ key = "sk-ax-limited"
 group = "default"
 rpm = 10
 [[tokens]]
+name = "metered"
+key = "sk-ax-metered"
+group = "default"
+tpm = 1000
+[[tokens]]
 name = "rich"
 key = "sk-ax-rich"
 group = "default"
@@ -127,6 +132,21 @@ def test_rpm_holds_for_the_whole_fleet(replicas):
     assert [r.status_code for r in answers].count(200) == 10
     refused = next(r for r in answers if r.status_code == 429)
     assert int(refused.headers["retry-after"]) >= 1 and "10 requests per minute" in refused.json()["error"]["message"]
+
+
+def test_tpm_is_reserved_at_admission_so_concurrency_cannot_pass_it(replicas):
+    """Each request reserves its input and its max_tokens against tpm before it runs, and settles
+    to what it used: 200 requests, 50 at a time, under tpm = 1000 (they were all admitted when
+    tokens were only counted after) use no more than 1000 tokens in the minute between them."""
+    with ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(lambda i: chat(replicas[i % 2].url, "sk-ax-metered", "gpt-4o-mini", "x" * 150),
+                                range(200)))
+    assert all(r.status_code in (200, 429) for r in answers)
+    served = [r.headers["x-request-id"] for r in answers if r.status_code == 200]
+    assert 0 < len(served) < 200
+    records = [r for server in replicas for r in servers.usage_records(server) if r["request_id"] in served]
+    assert len(records) == len(served)
+    assert sum(r["usage"]["input_tokens"] + r["usage"]["output_tokens"] for r in records) <= 1000
 
 
 def cooling_keys(url: str) -> float:
