@@ -281,9 +281,7 @@ class Forward:
         streaming = row.streams == "always" or row.streams == "flag" and bodies.sniff_stream(first)
         call.stream = streaming
         client_sse = streaming and row.dialect.client_sse(scope["query_string"])
-        query = scope["query_string"]
-        if row.endpoint == "streamGenerateContent" and b"alt=sse" not in query:
-            query = query + b"&alt=sse" if query else b"alt=sse"
+        query = row.dialect.upstream_query(row.endpoint, scope["query_string"])
         target = upstream_url(channel, row.endpoint, model or "", query, False, self.token_prefix)
         hdrs = header_rules.upstream(scope["headers"], channel, None, self.token_prefix)
         request = rt.upstream.streaming_request(row.method, target, hdrs, body, body.length)
@@ -382,7 +380,7 @@ class Forward:
             if not channel.stream_usage:
                 translated.pop("stream_options", None)
             content = orjson.dumps(translated)
-            query = b"alt=sse" if endpoint == "streamGenerateContent" else b""
+            query = channel.dialect.upstream_query(endpoint, b"")
         else:
             endpoint = row.endpoint
             content = body
@@ -402,8 +400,7 @@ class Forward:
                     content = orjson.dumps({**payload, **changes})
             elif row.model_from == "form" and upstream_model != model:
                 content = bodies.replace_form_model(body, _content_type(scope), upstream_model)
-            if endpoint == "streamGenerateContent" and b"alt=sse" not in query:
-                query = query + b"&alt=sse" if query else b"alt=sse"
+            query = channel.dialect.upstream_query(endpoint, query)
         target = upstream_url(channel, endpoint, upstream_model, query, relay, self.token_prefix)
         hdrs = header_rules.upstream(scope["headers"], channel, attempt.key if relay else None, self.token_prefix)
         if translation is not None:
