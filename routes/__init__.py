@@ -1,5 +1,5 @@
-"""The HTTP surface: the route table, its forwarder, model lists, health checks and the
-operator's admin API."""
+"""The HTTP surface: the route table, its forwarder, model lists, health checks, the billing
+endpoints apps read and the operator's admin API."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from relay.errors import ProxyError
 from relay.runtime import Runtime
 
 from .admin import admin_routes
+from .billing import billing_routes
 from .forward import Forward
 from .health import health_routes
 from .models import Models
@@ -78,7 +79,7 @@ def route_table(rt: Runtime) -> list[Route]:
         DialectRoute(row.path, (Models if row.endpoint == "models" else Forward)(row, rt), methods=[row.method])
         for row in ROWS
     ]
-    return routes + health_routes(rt, DialectRoute) + admin_routes(rt)
+    return routes + health_routes(rt, DialectRoute) + billing_routes(rt, DialectRoute) + admin_routes(rt)
 
 
 async def not_found(scope, receive, send) -> None:
