@@ -25,6 +25,10 @@ def health_routes(rt: Runtime, route: type[Route] = Route) -> list[Route]:
     async def readyz(request: Request) -> JSONResponse:
         if rt.draining:
             return JSONResponse({"status": "draining"}, status_code=503)
+        if rt.fleet.closed_and_down:
+            # on_outage = "closed" and the store is down: every token request would get a 503,
+            # so the load balancer should send traffic to a replica that still reaches it.
+            return JSONResponse({"status": "state store unavailable"}, status_code=503)
         return JSONResponse({"status": "ready", "channels": len(rt.config.channels),
                              "passthrough": sorted(rt.config.passthrough)})
 
