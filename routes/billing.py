@@ -100,6 +100,7 @@ def credit_of(account: Account | None, opening_usd: float | None) -> float | Non
 
 
 def billing_routes(rt: Runtime, route: type[Route] = Route) -> list[Route]:
+    """The two billing endpoints; `route` is the route class (its 405s in the client's dialect)."""
     auth, fleet = rt.auth, rt.fleet
 
     async def caller_account(request: Request):
