@@ -15,6 +15,7 @@ from .billing import billing_routes
 from .forward import Forward
 from .health import health_routes
 from .models import Models
+from .responses import KeptResponses
 from .table import ROWS, canonical_path
 
 
@@ -74,9 +75,13 @@ class Dispatch:
         await app(scope, receive, send)
 
 
+# Rows served by a handler of their own (lists and kept answers); the rest are forwarded.
+_HANDLERS = {("GET", "models"): Models, ("GET", "responses"): KeptResponses}
+
+
 def route_table(rt: Runtime) -> list[Route]:
     routes = [
-        DialectRoute(row.path, (Models if row.endpoint == "models" else Forward)(row, rt), methods=[row.method])
+        DialectRoute(row.path, _HANDLERS.get((row.method, row.endpoint), Forward)(row, rt), methods=[row.method])
         for row in ROWS
     ]
     return routes + health_routes(rt, DialectRoute) + billing_routes(rt, DialectRoute) + admin_routes(rt)

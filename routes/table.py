@@ -24,6 +24,7 @@ class Row:
     endpoint: str
     streams: str = ""  # "flag": the JSON body's `stream` says whether the answer streams; "always"
     does: str = ""  # GENERATE or COUNT: what a channel of another dialect can be asked to do
+    keeps: bool = False  # answers are kept for a later request to continue (`previous_response_id`)
 
 
 def _gemini(method: str, streams: str = "", does: str = "") -> Row:
@@ -33,7 +34,8 @@ def _gemini(method: str, streams: str = "", does: str = "") -> Row:
 ROWS: tuple[Row, ...] = (
     Row("POST", "/v1/chat/completions", OPENAI, "body", "chat/completions", "flag", GENERATE),
     Row("POST", "/v1/completions", OPENAI, "body", "completions", "flag"),
-    Row("POST", "/v1/responses", RESPONSES, "body", "responses", "flag", GENERATE),
+    Row("POST", "/v1/responses", RESPONSES, "body", "responses", "flag", GENERATE, keeps=True),
+    Row("GET", "/v1/responses/{response_id}", RESPONSES, "", "responses"),
     Row("POST", "/v1/embeddings", OPENAI, "body", "embeddings"),
     Row("POST", "/v1/moderations", OPENAI, "body", "moderations"),
     Row("POST", "/v1/images/generations", OPENAI, "body", "images/generations", "flag"),
