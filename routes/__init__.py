@@ -1,4 +1,5 @@
-"""The HTTP surface: the route table, its forwarder, model lists and health checks."""
+"""The HTTP surface: the route table, its forwarder, model lists, health checks, the billing
+endpoints apps read and the operator's admin API."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from relay.edge import send_error
 from relay.errors import ProxyError
 from relay.runtime import Runtime
 
+from .admin import admin_routes
+from .billing import billing_routes
 from .forward import Forward
 from .health import health_routes
 from .models import Models
@@ -81,7 +84,7 @@ def route_table(rt: Runtime) -> list[Route]:
         DialectRoute(row.path, _HANDLERS.get((row.method, row.endpoint), Forward)(row, rt), methods=[row.method])
         for row in ROWS
     ]
-    return routes + health_routes(rt, DialectRoute)
+    return routes + health_routes(rt, DialectRoute) + billing_routes(rt, DialectRoute) + admin_routes(rt)
 
 
 async def not_found(scope, receive, send) -> None:

@@ -58,13 +58,17 @@ ROWS: tuple[Row, ...] = (
 
 # Paths a client may reach us on besides the canonical ones (SPEC §4, "Base URLs").
 _ENDPOINT_TAILS = ("/chat/completions", "/completions", "/responses", "/messages", "/embeddings")
-_STATIC = frozenset(row.path for row in ROWS if "{" not in row.path) | {"/healthz", "/readyz", "/metrics"}
+# OpenAI's old billing paths, which apps (NextChat) call with the user's key to show a balance.
+BILLING_PATHS = ("/v1/dashboard/billing/subscription", "/v1/dashboard/billing/usage")
+_STATIC = (frozenset(row.path for row in ROWS if "{" not in row.path) | {"/healthz", "/readyz", "/metrics"}
+           | frozenset(BILLING_PATHS))
+ADMIN = "/admin"  # the operator's API lives at its own paths: no base-URL spellings
 
 
 def canonical_path(path: str) -> str:
     """`/chat/completions`, `/v1/v1/chat/completions`, `/v1/v1beta/models/x:generateContent`...
     -> the path of the table."""
-    if path in _STATIC:
+    if path in _STATIC or path == ADMIN or path.startswith(ADMIN + "/"):
         return path
     if len(path) > 1 and path.endswith("/"):
         path = path.rstrip("/") or "/"

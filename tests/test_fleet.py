@@ -360,3 +360,28 @@ def test_an_outage_serves_a_prepaid_token_only_from_a_balance_it_knows():
         await fleet.aclose()
 
     run(main())
+
+
+@pytest.mark.parametrize("on", ["memory", "redis"])
+def test_open_balance_opens_once_and_never_for_a_revoked_name(on, request):
+    """What the admin API's top-up of a config token relies on: its opening credit is written as
+    its first request would write it, and not again."""
+    async def main():
+        if on == "memory":
+            fleet = Fleet(MemoryStore())
+        else:
+            fleet = fleet_on(request.getfixturevalue("redis_url"), fresh_prefix())
+        opened = await fleet.open_balance("ann", 5.0)
+        again = await fleet.open_balance("ann", 9.0)  # already open: unchanged
+        first = await fleet.admit(Ask("r1", "ann", usd=1.0, opening_usd=5.0))
+        await fleet.revoke("bo")
+        revoked = await fleet.open_balance("bo", 5.0)
+        seen = await fleet.account("ann", DAY), await fleet.account("bo", DAY)
+        await fleet.aclose()
+        return opened, again, first, revoked, seen
+
+    opened, again, first, revoked, (ann, bo) = run(main())
+    assert (opened, again, revoked) == (True, True, False)
+    assert first.ok and first.balance_usd == pytest.approx(4.0)
+    assert ann.balance_usd == 5.0 and ann.requests_today == 0 and ann.reserved_usd == pytest.approx(1.0)
+    assert bo.balance_usd is None and bo.revoked

@@ -24,6 +24,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+import uuid
 from collections import deque
 from typing import Callable, Mapping
 
@@ -232,6 +233,13 @@ class Fleet:
 
     async def set_balance(self, name: str, usd: float) -> None:
         await self._ask_store(self.store.set_balance(name, usd))
+
+    async def open_balance(self, name: str, usd: float) -> bool:
+        """Opens `name`'s balance at `usd` unless it has one, atomically, as its first request
+        would (an admission that reserves nothing). False: the name is revoked, nothing opened."""
+        ask = Ask(request_id=f"open:{uuid.uuid4().hex}", token=name, opening_usd=usd)
+        admission = await self._ask_store(self.store.admit(ask))
+        return admission.reason != "revoked"
 
     async def revoke(self, name: str) -> None:
         await self._ask_store(self.store.revoke(name))
