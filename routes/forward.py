@@ -19,7 +19,7 @@ from relay.auth import Caller, check_model, find_key
 from relay.config import Channel
 from relay.dialects import Dialect
 from relay.dialects.translation import Translation, between
-from relay.admission import STORE_DOWN, refusal, token_ask
+from relay.admission import refusal, store_down, token_ask
 from relay.edge import client_ip, header_map
 from relay.errors import ProxyError, UpstreamFailure, redact, upstream_message
 from relay import intake
@@ -112,7 +112,7 @@ class Forward:
         try:
             admission = await rt.fleet.admit(ask)
         except StoreUnavailable:
-            raise STORE_DOWN from None
+            raise store_down() from None
         if not admission.ok:
             raise refusal(admission, caller.token, dialect)
         call.admitted = True
@@ -124,7 +124,7 @@ class Forward:
         try:
             admission = await self.rt.fleet.admit(ask)
         except StoreUnavailable:
-            raise STORE_DOWN from None
+            raise store_down() from None
         if not admission.ok:
             raise refusal(admission, None, dialect)
 
@@ -313,7 +313,7 @@ class Forward:
         try:
             return await awaitable
         except StoreUnavailable:
-            raise STORE_DOWN from None
+            raise store_down() from None
 
     async def _keep(self, caller: Caller, sent: dict, response: dict, native: bool) -> None:
         """Keeps a Responses answer for `previous_response_id`; a store that fails costs only that."""
