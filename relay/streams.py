@@ -56,6 +56,7 @@ class _Events:
         self.scrub = scrub
         self.complete = False
         self.failed: str | None = None  # an error the upstream reported inside the stream
+        self.sent = 0  # events the client was given, so an error event can be numbered after them
         self._decoder = sse.Decoder()
 
     def _parse(self, block: bytes) -> dict | None:
@@ -81,7 +82,7 @@ class _Events:
         return data
 
     def fail(self, err: ProxyError) -> bytes:
-        return self.client.error_event(err)
+        return self.client.error_event(err, self.sent)
 
     def _tail(self) -> list[dict]:
         out = []
@@ -128,11 +129,10 @@ class Events(_Events):
         blocks = self._decoder.feed(chunk)
         if len(blocks) == 1 and blocks[0] is chunk:  # one whole event, as upstreams mostly send them
             data, failed = self._scan(chunk)
-            if failed:
-                return self.scrub(chunk)
-            if self._drop_usage_chunk and data is not None and self._usage_only(data):
+            if not failed and self._drop_usage_chunk and data is not None and self._usage_only(data):
                 return b""
-            return chunk
+            self.sent += 1
+            return self.scrub(chunk) if failed else chunk
         return self._pass(blocks)
 
     def _pass(self, blocks: list[bytes]) -> bytes:
@@ -144,6 +144,7 @@ class Events(_Events):
             elif self._drop_usage_chunk and data is not None and self._usage_only(data):
                 continue
             kept.append(block)
+        self.sent += len(kept)
         return b"".join(kept)
 
     @staticmethod
@@ -204,6 +205,7 @@ class Translated(_Events):
 
     def _out(self, events: list[dict]) -> bytes:
         encode = self.client.encode
+        self.sent += len(events)
         return b"".join(encode(e) for e in events)
 
     def feed(self, chunk: bytes) -> bytes:
@@ -227,6 +229,5 @@ class Translated(_Events):
         return b"".join(out)
 
     def fail(self, err: ProxyError) -> bytes:
-        unsent, self._unsent = self._unsent, b""
-        own = getattr(self._translator, "fail", None)  # a translator that numbers its events
-        return unsent + (self._out(own(err)) if own is not None else self.client.error_event(err))
+        unsent, self._unsent = self._unsent, b""  # (counted in `sent` when they were translated)
+        return unsent + self.client.error_event(err, self.sent)

@@ -83,7 +83,7 @@ class Answer:
             extra = [(k.encode(), v.encode()) for k, v in err.headers.items()]
             await self.whole(err.status, JSON + extra, dialect.render_error(err))
         elif self.sse and not self.call.finished:
-            await self.body(dialect.error_event(err), more=False)
+            await self.body(dialect.error_event(err, 0), more=False)  # after pings, no event
         # else: a started body of another kind cannot carry an error; left unfinished, the
         # server cuts the connection, and the client sees an incomplete answer
 

@@ -3,12 +3,16 @@ an error, whatever the spelling; never the plain content chunks (they are only c
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from relay.dialects import OPENAI
+from relay import sse
+from relay.dialects import ANTHROPIC, OPENAI, RESPONSES
 from relay.dialects.anthropic import marked as _anthropic_marked
 from relay.dialects.openai import marked as _openai_marked
-from relay.streams import Events
+from relay.dialects.translation import between
+from relay.errors import ProxyError
+from relay.streams import Events, Translated
 
 OPENAI_MARKED = [
     b"data: [DONE]\n\n",
@@ -66,3 +70,34 @@ def test_a_passed_on_stream_is_metered_from_its_marked_events_only():
     assert out == OPENAI_PLAIN[0] + OPENAI_PLAIN[1] + b"data: [DONE]\n\n"  # the usage chunk dropped
     assert pipe.complete and pipe.end() == b""
     assert (meter.usage.input_tokens, meter.usage.output_tokens) == (3, 2)
+
+
+RESPONSES_EVENTS = [
+    b'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{}}\n\n',
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":1,'
+    b'"delta":"x"}\n\n',
+]
+
+
+def test_a_passed_on_responses_stream_that_breaks_off_ends_with_the_next_sequence_number():
+    pipe = Events(RESPONSES, RESPONSES.meter())
+    out = pipe.feed(RESPONSES_EVENTS[0]) + pipe.feed(RESPONSES_EVENTS[1][:40]) + pipe.feed(RESPONSES_EVENTS[1][40:])
+    assert out == b"".join(RESPONSES_EVENTS)
+    event = sse.parse(pipe.end())
+    assert event.event == "error" and orjson.loads(event.data)["sequence_number"] == 2
+
+
+def test_a_translated_responses_stream_that_fails_numbers_its_error_after_its_events():
+    body = {"model": "m", "input": "hi", "stream": True}
+    translation = between(RESPONSES, ANTHROPIC)
+    chat = translation.to_chat(body, "m")
+    pipe = Translated(ANTHROPIC, RESPONSES, ANTHROPIC.meter(), translation.stream(body, chat, "m"))
+    start = {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 3}}}
+    text = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "hello"}}
+    out = pipe.feed(b"".join(sse.encode(orjson.dumps(e), e["type"]) for e in (start, text)))
+    with pytest.raises(ProxyError):  # the upstream reports an error inside its stream
+        pipe.feed(sse.encode(orjson.dumps({"type": "error", "error": {"type": "api_error", "message": "x"}}), "error"))
+    out += pipe.fail(ProxyError(502, "x"))
+    numbers = [orjson.loads(sse.parse(block).data)["sequence_number"] for block in out.split(b"\n\n")[:-1]]
+    assert numbers == list(range(len(numbers))) and len(numbers) > 3
+    assert sse.parse(out.split(b"\n\n")[-2] + b"\n\n").event == "error"
