@@ -82,7 +82,15 @@ class _Events:
         return data
 
     def fail(self, err: ProxyError) -> bytes:
+        return self._error(err)
+
+    def _error(self, err: ProxyError) -> bytes:
+        """The end of a stream that failed: the client dialect's error event."""
         return self.client.error_event(err, self.sent)
+
+    def _closing(self) -> bytes:
+        """What follows the last event of a complete stream."""
+        return self.client.stream_tail
 
     def _tail(self) -> list[dict]:
         out = []
@@ -156,24 +164,35 @@ class Events(_Events):
         return tail if self.complete else tail + self.fail(ProxyError(502, _TRUNCATED))
 
 
-class JsonArray(_Events):
-    """A stream that goes out as one JSON array, sent element by element (Gemini's
-    `streamGenerateContent` without `alt=sse`).
-
-    The upstream is always asked for SSE, so metering and error handling are the same as for
-    event streams; this pipe only re-frames each event as an array element.
-    """
+class ArrayFraming:
+    """Events sent as the elements of one JSON array (Gemini's `streamGenerateContent` without
+    `alt=sse`), for a pipe over `_Events`: an error is the array's last element, and the array
+    is whole either way."""
 
     sse = False
-
-    def __init__(self, dialect: Dialect, meter: Meter, scrub: Scrub = _unchanged) -> None:
-        super().__init__(dialect, dialect, meter, scrub)
-        self._opened = False
+    _opened = False
 
     def _element(self, data: bytes) -> bytes:
         head = b",\r\n" if self._opened else b"["
         self._opened = True
         return head + data
+
+    def _error(self, err: ProxyError) -> bytes:
+        return self._element(self.client.render_error(err)) + b"]"
+
+    def _closing(self) -> bytes:
+        return b"]" if self._opened else b"[]"
+
+
+class JsonArray(ArrayFraming, _Events):
+    """A same-dialect stream that goes out as one JSON array, sent element by element.
+
+    The upstream is always asked for SSE, so metering and error handling are the same as for
+    event streams; this pipe only re-frames each event as an array element.
+    """
+
+    def __init__(self, dialect: Dialect, meter: Meter, scrub: Scrub = _unchanged) -> None:
+        super().__init__(dialect, dialect, meter, scrub)
 
     def feed(self, chunk: bytes) -> bytes:
         out = []
@@ -189,10 +208,7 @@ class JsonArray(_Events):
         tail = b"".join(self._element(self.scrub(orjson.dumps(d))) for d in self._tail())
         if not self.complete:
             return tail + self.fail(ProxyError(502, _TRUNCATED))
-        return tail + (b"]" if self._opened else b"[]")
-
-    def fail(self, err: ProxyError) -> bytes:
-        return self._element(self.client.render_error(err)) + b"]"
+        return tail + self._closing()
 
 
 class Translated(_Events):
@@ -225,9 +241,17 @@ class Translated(_Events):
         if not self.complete:
             return b"".join(out) + self.fail(ProxyError(502, _TRUNCATED))
         out.append(self._out(self._translator.finish()))
-        out.append(self.client.stream_tail)
+        out.append(self._closing())
         return b"".join(out)
 
     def fail(self, err: ProxyError) -> bytes:
         unsent, self._unsent = self._unsent, b""  # (counted in `sent` when they were translated)
-        return unsent + self.client.error_event(err, self.sent)
+        return unsent + self._error(err)
+
+
+class TranslatedArray(ArrayFraming, Translated):
+    """A translated stream that goes out as one JSON array (a Gemini client without `alt=sse`)."""
+
+    def _out(self, events: list[dict]) -> bytes:
+        self.sent += len(events)
+        return b"".join(self._element(orjson.dumps(e)) for e in events)

@@ -7,12 +7,12 @@ import orjson
 import pytest
 
 from relay import sse
-from relay.dialects import ANTHROPIC, OPENAI, RESPONSES
+from relay.dialects import ANTHROPIC, GEMINI, OPENAI, RESPONSES
 from relay.dialects.anthropic import marked as _anthropic_marked
 from relay.dialects.openai import marked as _openai_marked
 from relay.dialects.translation import between
 from relay.errors import ProxyError
-from relay.streams import Events, Translated
+from relay.streams import Events, Translated, TranslatedArray
 
 OPENAI_MARKED = [
     b"data: [DONE]\n\n",
@@ -101,3 +101,37 @@ def test_a_translated_responses_stream_that_fails_numbers_its_error_after_its_ev
     numbers = [orjson.loads(sse.parse(block).data)["sequence_number"] for block in out.split(b"\n\n")[:-1]]
     assert numbers == list(range(len(numbers))) and len(numbers) > 3
     assert sse.parse(out.split(b"\n\n")[-2] + b"\n\n").event == "error"
+
+
+def _claude_on_gemini_array() -> TranslatedArray:
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    translation = between(GEMINI, ANTHROPIC)
+    chat = translation.to_chat(body, "claude-x", streaming=True)
+    return TranslatedArray(ANTHROPIC, GEMINI, ANTHROPIC.meter(), translation.stream(body, chat, "claude-x"))
+
+
+CLAUDE_EVENTS = [
+    {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 3, "output_tokens": 1}}},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hel"}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+    {"type": "message_stop"},
+]
+
+
+@pytest.mark.parametrize("events, ends", [(CLAUDE_EVENTS, "finished"), (CLAUDE_EVENTS[:3], "truncated"),
+                                          (CLAUDE_EVENTS[:3], "failed"), ([], "failed")])
+def test_a_translated_stream_for_a_client_without_sse_is_one_json_array(events, ends):
+    pipe = _claude_on_gemini_array()
+    raw = b"".join(sse.encode(orjson.dumps(e), e["type"]) for e in events)
+    out = b"".join(pipe.feed(raw[i:i + 50]) for i in range(0, len(raw), 50))  # events split anywhere
+    out += pipe.fail(ProxyError(502, "upstream gone")) if ends == "failed" else pipe.end()
+    assert not pipe.sse
+    items = orjson.loads(out)  # one whole array, however the stream ended
+    if ends == "finished":
+        assert "".join(p["text"] for i in items for p in i["candidates"][0]["content"]["parts"]) == "hello"
+        assert items[-1]["candidates"][0]["finishReason"] == "STOP" and items[-1]["usageMetadata"]
+    else:
+        assert set(items[-1]) == {"error"} and items[-1]["error"]["code"] == 502
