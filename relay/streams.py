@@ -33,9 +33,13 @@ class Raw:
 
     sse = False
     failed = None
+    complete = False
 
     def feed(self, chunk: bytes) -> bytes:
         return chunk
+
+    def final(self) -> dict | None:
+        return None
 
     def end(self) -> bytes:
         return b""
@@ -57,6 +61,7 @@ class _Events:
         self.complete = False
         self.failed: str | None = None  # an error the upstream reported inside the stream
         self.sent = 0  # events the client was given, so an error event can be numbered after them
+        self.last: dict | None = None  # the event that completed the stream
         self._decoder = sse.Decoder()
 
     def _parse(self, block: bytes) -> dict | None:
@@ -79,7 +84,14 @@ class _Events:
             self.complete = True
         elif self.upstream.stream_end(data):
             self.complete = True
+            self.last = data
         return data
+
+    def final(self) -> dict | None:
+        """The whole answer a completed stream carried, where its dialect's last event has it
+        (the Responses API's `response.completed`)."""
+        last = self.last
+        return last.get("response") if last is not None and isinstance(last.get("response"), dict) else None
 
     def fail(self, err: ProxyError) -> bytes:
         return self._error(err)
@@ -243,6 +255,11 @@ class Translated(_Events):
         out.append(self._out(self._translator.finish()))
         out.append(self._closing())
         return b"".join(out)
+
+    def final(self) -> dict | None:
+        """The whole answer the client's translated stream made (a Responses `response`)."""
+        made = getattr(self._translator, "response", None)
+        return made if isinstance(made, dict) else None
 
     def fail(self, err: ProxyError) -> bytes:
         unsent, self._unsent = self._unsent, b""  # (counted in `sent` when they were translated)

@@ -37,6 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+import fake_cache
 from fake_responses import (
     answer_text, function_calls, message_item, reasoning_item, response_object, stream_events,
 )
@@ -539,6 +540,10 @@ async def messages(call: Call) -> Response:
     stop = call.finish or stop
     thinking = any(b["type"] == "thinking" for b in blocks)
     usage = call.usage(4 if thinking else 0)
+    cached = fake_cache.usage(body) if call.header("x-fake-usage") is None else None
+    if cached is not None:  # the prompt marks cache breakpoints: the fake's prompt cache counts
+        fresh, read, written = cached
+        usage = Usage(fresh + read + written, usage.completion, read, usage.reasoning, written)
     message = {"id": f"msg_{next_id()}", "type": "message", "role": "assistant", "model": body["model"],
                "content": blocks, "stop_reason": stop,
                "stop_sequence": (body.get("stop_sequences") or ["STOP"])[0] if stop == "stop_sequence" else None,

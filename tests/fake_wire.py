@@ -116,6 +116,7 @@ class Usage:
     completion: int
     cached: int
     reasoning: int
+    written: int = 0  # Anthropic cache writes (part of prompt)
 
     @classmethod
     def parse(cls, header: str | None, reasoning_default: int = 0) -> Usage:
@@ -150,10 +151,10 @@ class Usage:
     def anthropic(self, output_tokens: int | None = None) -> dict:
         """Usage of a message; `output_tokens` for a stream's message_start, before any thinking."""
         out: dict = {
-            "input_tokens": self.prompt - self.cached,
-            "cache_creation_input_tokens": 0,
+            "input_tokens": self.prompt - self.cached - self.written,
+            "cache_creation_input_tokens": self.written,
             "cache_read_input_tokens": self.cached,
-            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "cache_creation": {"ephemeral_5m_input_tokens": self.written, "ephemeral_1h_input_tokens": 0},
             "output_tokens": self.completion if output_tokens is None else output_tokens,
             "service_tier": "standard",
         }

@@ -82,6 +82,10 @@ class Dialect:
     # (client body) -> the most output tokens it asks for, None when it names no maximum
     max_output: Callable[[dict], int | None] = lambda body: None
     out_of_credit: int = 429  # the status this dialect's provider answers when prepaid credit runs out
+    # (translated request) -> the same with prompt-cache marks, for channels with `auto_cache`
+    auto_cache: Callable[[dict], dict] | None = None
+    # (endpoint, the query the request has) -> the query its upstream needs (Gemini streams: alt=sse)
+    upstream_query: Callable[[str, bytes], bytes] = lambda endpoint, query: query
     # (status, error body) -> whether the channel's key itself was refused (rest it fleet-wide)
     key_refused: Callable[[int, bytes], bool] = lambda status, raw: status == 401
 
