@@ -31,7 +31,8 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.responses import Response, ResponseStreamEvent
 
 import servers
-from matrix_clients import CLIENTS, Ask, TIME, WEATHER, raw_request, sse_events
+from matrix_clients import CLIENTS, TIME, WEATHER, Ask
+from matrix_raw import raw_request, sse_events
 
 # channel -> (type, base URL, extra settings, model glob, the model the tests ask for)
 CHANNELS = {
