@@ -28,7 +28,7 @@ from relay.planner import Attempt
 from relay.records import Call
 from relay.runtime import Runtime
 from relay.state import Ask, StoreUnavailable
-from relay.streams import Events, JsonArray, Raw, Translated
+from relay.streams import Events, JsonArray, Raw, Translated, TranslatedArray
 from relay.transport import header
 from relay.upstream import url as upstream_url
 from relay.usage import Meter, Usage, answer_chars, estimate_tokens, request_chars
@@ -461,7 +461,8 @@ class Forward:
         ctype = header(response.headers, b"content-type") or ""
         if ctype.startswith("text/event-stream"):
             if translation is not None:
-                return Translated(channel.dialect, dialect, meter, translation.stream(payload, chat, model))
+                pipe = Translated if client_sse else TranslatedArray
+                return pipe(channel.dialect, dialect, meter, translation.stream(payload, chat, model))
             if not client_sse:
                 return JsonArray(dialect, meter, call.scrub_bytes)
             expect = drop_usage_chunk or dialect.asks_usage(payload)

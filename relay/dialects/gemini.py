@@ -101,7 +101,7 @@ GEMINI = Dialect(
     name="gemini",
     family="gemini",
     error_body=error_body,
-    error_event=lambda err: sse.encode(orjson.dumps(error_body(err))),
+    error_event=lambda err, sent: sse.encode(orjson.dumps(error_body(err))),
     encode=encode,
     stream_tail=b"",
     client_sse=lambda query: b"alt=sse" in query,

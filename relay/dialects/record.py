@@ -62,7 +62,8 @@ class Dialect:
     family: str  # dialects of one family share error bodies: an upstream's passes to the client as is
     # errors (SPEC §8, §9)
     error_body: Callable[[ProxyError], dict]
-    error_event: Callable[[ProxyError], bytes]  # how a stream that fails after its first byte ends
+    # how a stream that fails after its first byte ends: (error, events the client was sent) -> bytes
+    error_event: Callable[[ProxyError, int], bytes]
     # streams, as the client's dialect
     encode: Callable[[dict], bytes]  # one event as SSE
     stream_tail: bytes  # after the last event of a complete stream (OpenAI chat's [DONE])
