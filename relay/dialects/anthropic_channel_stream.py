@@ -55,7 +55,8 @@ class AnthropicToOpenAIStream:
 
     def _block_start(self, index: object, block: dict) -> list[dict]:
         kind = block.get("type")
-        info: dict = {"kind": kind, "text": block.get("thinking") or "", "signature": block.get("signature") or ""}
+        # Thinking comes as a list of pieces: `+=` on a held string copies all of it every time.
+        info: dict = {"kind": kind, "text": [block.get("thinking") or ""], "signature": block.get("signature") or ""}
         info["data"], info["input"] = block.get("data") or "", block.get("input")
         self.blocks[index] = info  # type: ignore[index]
         if kind == "text" and block.get("text"):
@@ -77,7 +78,7 @@ class AnthropicToOpenAIStream:
         if kind == "text_delta" and delta.get("text"):
             return self._delta({"content": delta["text"]})
         if kind == "thinking_delta" and delta.get("thinking"):
-            info["text"] += delta["thinking"]
+            info["text"].append(delta["thinking"])
             return self._delta({"reasoning_content": delta["thinking"]})
         if kind == "signature_delta":
             info["signature"] = delta.get("signature") or ""
@@ -97,7 +98,7 @@ class AnthropicToOpenAIStream:
         if info["kind"] in ("thinking", "redacted_thinking"):
             # The whole signed block once, at its end: enough to send it back next turn.
             if info["kind"] == "thinking":
-                entry = {"type": "thinking", "thinking": info["text"], "signature": info["signature"]}
+                entry = {"type": "thinking", "thinking": "".join(info["text"]), "signature": info["signature"]}
             else:
                 entry = {"type": "redacted_thinking", "data": info["data"]}
             entry["index"] = self.thinking_blocks
