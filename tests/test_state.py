@@ -390,3 +390,15 @@ def test_two_processes_never_exceed_the_limits_together(redis_url):  # noqa: F81
                 proc.wait(timeout=10)
     assert sum(c[0] for c in counts) == 5  # $0.05 at $0.01 a request
     assert sum(c[1] for c in counts) == 25  # rpm 25
+
+
+def test_the_memory_store_remembers_a_bounded_number_of_settled_requests():
+    """Nothing replays settlements to a store in memory: it keeps a window of ids, not an hour's."""
+    from relay.state.memory import MemoryStore
+
+    store = MemoryStore(settled_max=100)
+    store.settle_now([Settlement(f"r{i}", "busy", "2025-03-01", 0.0, 1) for i in range(1000)])
+    assert len(store._settled) <= 100
+    store.settle_now([Settlement("r999", "busy", "2025-03-01", 1.0, 1)])  # a repeat of a recent one
+    account = asyncio.run(store.account("busy", "2025-03-01"))
+    assert account.spent_usd == 0 and account.requests_today == 1000

@@ -19,7 +19,8 @@ Semantics, shared by both stores:
   not settled within `reservation_ttl_s` (its replica died) is dropped at the next admission.
 - Settlement releases the reservation, deducts the true price from the balance (which may go
   below 0 when it exceeded the estimate), adds it to the spend (total and the day's, with a
-  request count). Settled request ids are remembered for `settled_ttl_s`; a repeat is skipped.
+  request count). Settled request ids are remembered for `settled_ttl_s` (in memory, at most
+  `settled_max` of them); a repeat is skipped.
 - A name is known to the store (`account` is not None) once it was opened, credited, revoked,
   unrevoked or settled.
 """
@@ -48,7 +49,7 @@ def _retry_after(oldest: float, now: float) -> int:
 class _Token:
     __slots__ = (
         "known", "balance", "reserved", "spent", "revoked", "rpm", "tpm", "tpm_sum",
-        "reservations", "expiries", "settled", "settled_order", "days",
+        "reservations", "expiries", "days",
     )
 
     def __init__(self) -> None:
@@ -61,8 +62,6 @@ class _Token:
         # request id -> (nano-USD held, its tpm entry or None, expiry)
         self.reservations: dict[str, tuple[int, list | None, float]] = {}
         self.expiries: deque[tuple[float, str]] = deque()
-        self.settled: dict[str, float] = {}
-        self.settled_order: deque[tuple[float, str]] = deque()
         self.days: dict[str, list[int]] = {}  # day -> [nano-USD spent, requests]
 
 
@@ -75,11 +74,18 @@ class MemoryStore:
         *,
         reservation_ttl_s: float = 3600.0,
         settled_ttl_s: float = 3600.0,
+        settled_max: int = 100_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.admit_timeout_s = 0.0  # nothing here waits
         self.reservation_ttl_s = reservation_ttl_s
         self.settled_ttl_s = settled_ttl_s
+        # Settled request ids, so a repeat counts once. Nothing replays to a store in memory (an
+        # outage's journal goes to Redis), so a bounded window is enough: at most this many
+        # (~30 MB), the oldest forgotten first; at 1,000 requests a second, 100 s of them.
+        self.settled_max = settled_max
+        self._settled: dict[str, float] = {}
+        self._settled_order: deque[tuple[float, str]] = deque()
         self._clock = clock
         self._tokens: dict[str, _Token] = {}
         # One window per client IP; the least recently seen go first once this many are tracked.
@@ -175,12 +181,12 @@ class MemoryStore:
     def _settle(self, s: Settlement, now: float) -> None:
         t = self._token(s.token)
         t.known = True
-        order = t.settled_order
-        while order and order[0][0] <= now - self.settled_ttl_s:
-            t.settled.pop(order.popleft()[1], None)
-        if s.request_id in t.settled:
+        settled, order = self._settled, self._settled_order
+        while order and (order[0][0] <= now - self.settled_ttl_s or len(order) >= self.settled_max):
+            settled.pop(order.popleft()[1], None)
+        if s.request_id in settled:
             return
-        t.settled[s.request_id] = now
+        settled[s.request_id] = now
         order.append((now, s.request_id))
         held = t.reservations.pop(s.request_id, None)
         if held is not None:
