@@ -80,6 +80,21 @@ def parse(block: bytes) -> Event | None:
     return Event(event, "\n".join(data))
 
 
+def data_of(block: bytes) -> bytes | None:
+    """The data of a block as `Decoder.feed` returns it, or None when it holds none: an event of
+    one `data:` line (with or without an `event:` line before it, as providers send them) is
+    cut out of the bytes as they are; anything else goes through `parse`."""
+    end = len(block) - 2
+    if block.startswith(b"data: ") and block.find(b"\n", 6) == end:
+        return block[6:end] or None
+    if block.startswith(b"event:"):
+        line = block.find(b"\n")
+        if block.startswith(b"data: ", line + 1) and block.find(b"\n", line + 7) == end:
+            return block[line + 7:end] or None
+    event = parse(block)
+    return event.data.encode() if event is not None and event.data else None
+
+
 def encode(data: bytes, event: str | None = None) -> bytes:
     if event is None:
         return b"data: " + data + b"\n\n"

@@ -65,14 +65,14 @@ class _Events:
         self._decoder = sse.Decoder()
 
     def _parse(self, block: bytes) -> dict | None:
-        event = sse.parse(block)
-        if event is None or not event.data:
+        raw = sse.data_of(block)
+        if not raw:
             return None
-        if event.data == "[DONE]":
+        if raw == b"[DONE]":
             self.complete = True
             return None
         try:
-            data = orjson.loads(event.data)
+            data = orjson.loads(raw)
         except orjson.JSONDecodeError:
             return None
         if not isinstance(data, dict):
@@ -148,6 +148,11 @@ class Events(_Events):
     def feed(self, chunk: bytes) -> bytes:
         blocks = self._decoder.feed(chunk)
         if len(blocks) == 1 and blocks[0] is chunk:  # one whole event, as upstreams mostly send them
+            marked, meter = self._marked, self.meter
+            if marked is not None and not meter.calibrating and not marked(chunk):
+                meter.raw(len(chunk))  # (most events: a content delta, only counted)
+                self.sent += 1
+                return chunk
             data, failed = self._scan(chunk)
             if not failed and self._drop_usage_chunk and data is not None and self._usage_only(data):
                 return b""

@@ -180,7 +180,7 @@ class Meter:
     """
 
     __slots__ = ("usage", "final", "untrusted", "text_chars", "text_events", "_raw_chars", "_raw_events",
-                 "_samples", "_framing")
+                 "_samples", "_framing", "calibrating")
 
     def __init__(self) -> None:
         self.usage: Usage | None = None
@@ -191,6 +191,8 @@ class Meter:
         self._raw_chars = self._raw_events = 0
         self._samples: list[int] = []
         self._framing = 0
+        # whether an event that is only passed on should still be parsed, to learn the framing
+        self.calibrating = True
 
     def answer(self, body: dict) -> None:
         raise NotImplementedError
@@ -210,17 +212,13 @@ class Meter:
             self.text_chars += len(text)
             self.text_events += 1
 
-    @property
-    def calibrating(self) -> bool:
-        """Whether an event that is only passed on should still be parsed, to learn the framing."""
-        return len(self._samples) < _CALIBRATION_EVENTS
-
     def sample(self, size: int, chars_before: int) -> None:
         """An event of `size` bytes was parsed to calibrate (its text is counted already)."""
         gained = self.text_chars - chars_before
         if gained:
             self._samples.append(size - gained)
-            if not self.calibrating:
+            if len(self._samples) == _CALIBRATION_EVENTS:
+                self.calibrating = False
                 self._framing = sorted(self._samples)[_CALIBRATION_EVENTS // 2]
 
     def raw(self, size: int) -> None:

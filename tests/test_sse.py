@@ -67,3 +67,20 @@ def test_comment_only_block_is_not_an_event():
 def test_encode():
     assert sse.encode(b"{}") == b"data: {}\n\n"
     assert sse.encode(b"{}", "error") == b"event: error\ndata: {}\n\n"
+
+
+@pytest.mark.parametrize("block", [
+    b'data: {"a": 1}\n\n',
+    b'event: message_start\ndata: {"type": "message_start"}\n\n',
+    b'data:{"a": 1}\n\n',  # no space after the colon
+    b'data: {"a":\ndata: 1}\n\n',  # two data lines
+    b': ping\n\n',
+    b'event: ping\n\n',
+    b'id: 7\ndata: [DONE]\n\n',
+    b'data: \n\n',
+    'data: {"t": "東京 🌤"}\n\n'.encode(),
+])
+def test_data_of_agrees_with_parse(block):
+    event = sse.parse(block)
+    expected = event.data.encode() if event is not None and event.data else None
+    assert sse.data_of(block) == expected
