@@ -14,7 +14,7 @@ import hashlib
 import httpx
 import orjson
 
-from relay import bodies, errors, headers as header_rules
+from relay import bodies, errors, headers as header_rules, shapes
 from relay.auth import Caller, check_model, find_key
 from relay.config import Channel
 from relay.dialects import Dialect
@@ -181,6 +181,8 @@ class Forward:
         row, rt, call = self.row, self.rt, answer.call
         payload, model = self._model(scope, headers, body)
         call.model = model
+        if payload is not None and row.dialect.read_shape is not None:
+            shapes.check(row.dialect.read_shape, payload)
         check_model(caller, model)
         tiers = self._tiers(caller, model)
         if not tiers:
@@ -303,16 +305,23 @@ class Forward:
         drop_usage_chunk = False
         chat = None
         if translation is not None:
-            chat = translation.to_chat(payload if row.does != COUNT else row.dialect.counting.unwrap(payload),
-                                       upstream_model, streaming)
-            if row.does == COUNT:
-                counting = channel.dialect.counting
-                endpoint, translated = counting.endpoint, counting.request_from_chat(chat, upstream_model)
-            else:
-                endpoint, translated = translation.endpoint(chat), translation.request(chat, upstream_model)
-            if not channel.stream_usage:
-                translated.pop("stream_options", None)
-            content = orjson.dumps(translated)
+            try:
+                translation.check(payload)
+                chat = translation.to_chat(payload if row.does != COUNT else row.dialect.counting.unwrap(payload),
+                                           upstream_model, streaming)
+                if row.does == COUNT:
+                    counting = channel.dialect.counting
+                    endpoint, translated = counting.endpoint, counting.request_from_chat(chat, upstream_model)
+                else:
+                    endpoint, translated = translation.endpoint(chat), translation.request(chat, upstream_model)
+                if not channel.stream_usage:
+                    translated.pop("stream_options", None)
+                content = orjson.dumps(translated)
+            except RecursionError:  # content nested hundreds deep (JSON allows 1024 levels)
+                raise ProxyError(400, "The request is nested too deeply to be translated", code="too_deep") from None
+            except orjson.JSONEncodeError:  # a number the converters added to outgrew 64 bits
+                raise ProxyError(400, "A number in the request is too large to be translated",
+                                 code="number_too_large") from None
             query = b"alt=sse" if endpoint == "streamGenerateContent" else b""
         else:
             endpoint = row.endpoint

@@ -18,6 +18,7 @@ from relay.errors import ProxyError, kind
 from relay.usage import Meter, read_gemini
 
 from . import gemini_channel, gemini_channel_stream, gemini_client, gemini_client_stream
+from .fields import GENERATE_REQUEST
 from .record import Counting, Dialect, Pivot, whole_number
 
 _METHODS = ["generateContent", "streamGenerateContent", "countTokens", "embedContent"]
@@ -105,6 +106,7 @@ GEMINI = Dialect(
     models_list=models_list,
     models_path="/v1beta/models",
     pivot=Pivot(
+        request_shape=GENERATE_REQUEST,
         request_to_chat=gemini_client.request,
         answer_from_chat=gemini_client.response,
         stream_from_chat=gemini_client_stream.stream,

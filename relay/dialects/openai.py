@@ -15,6 +15,7 @@ from relay import sse
 from relay.errors import ProxyError, kind
 from relay.usage import Meter, read_openai
 
+from .fields import CHAT_READ, CHAT_REQUEST
 from .record import Dialect, Pivot, whole_number
 
 _LAST_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete",
@@ -127,7 +128,8 @@ OPENAI = Dialect(
     marked=marked,
     models_list=models_list,
     models_path="/models",
-    pivot=Pivot(is_chat=True, endpoint=lambda body: "chat/completions"),
+    pivot=Pivot(is_chat=True, endpoint=lambda body: "chat/completions", request_shape=CHAT_REQUEST),
+    read_shape=CHAT_READ,
     max_output=lambda body: whole_number(body.get("max_completion_tokens")) or whole_number(body.get("max_tokens")),
 )
 
