@@ -201,7 +201,7 @@ def _tool_choice(choice: object, parallel: object) -> dict:
     elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         out = {"type": "any" if (choice.get("allowed_tools") or {}).get("mode") == "required" else "auto"}
     else:
-        out = {"type": {"none": "none", "required": "any"}.get(choice, "auto")}  # type: ignore[arg-type]
+        out = {"type": {"none": "none", "required": "any"}.get(choice, "auto") if isinstance(choice, str) else "auto"}
     if parallel is False and out["type"] != "none":
         out["disable_parallel_tool_use"] = True
     return out

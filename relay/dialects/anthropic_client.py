@@ -190,7 +190,8 @@ def _part(block: dict, where: str) -> list[dict]:
     if not isinstance(block, dict):
         return []
     kind = block.get("type")
-    source = block.get("source") or {}
+    source = block.get("source")
+    source = source if isinstance(source, dict) else {}  # a search result's source is its URL
     if kind == "text":
         return [{"type": "text", "text": block.get("text") or ""}] if block.get("text") else []
     if kind == "image" and source.get("type") == "base64":

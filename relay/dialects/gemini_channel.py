@@ -177,7 +177,7 @@ def _calling(choice: object) -> dict:
             return {"mode": "AUTO"}
         names = [(t.get("function") or {}).get("name") for t in allowed.get("tools") or [] if isinstance(t, dict)]
         return {"mode": "ANY", "allowedFunctionNames": [n for n in names if n]}
-    return {"mode": {"none": "NONE", "required": "ANY"}.get(choice, "AUTO")}  # type: ignore[arg-type]
+    return {"mode": {"none": "NONE", "required": "ANY"}.get(choice, "AUTO") if isinstance(choice, str) else "AUTO"}
 
 
 def _contents(messages: list[dict], generation: int) -> tuple[list[dict], list[dict]]:
