@@ -54,9 +54,11 @@ class GeminiMeter(Meter):
         meta = data.get("usageMetadata")
         if isinstance(meta, dict):
             self._set(read_gemini(meta), final=_finished(data))
-        for candidate in data.get("candidates") or ():
+        candidates = data.get("candidates")
+        for candidate in candidates if isinstance(candidates, list) else ():
             content = candidate.get("content") if isinstance(candidate, dict) else None
-            for part in (content.get("parts") or ()) if isinstance(content, dict) else ():
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for part in parts if isinstance(parts, list) else ():
                 if isinstance(part, dict):
                     self._text(part.get("text"))
 

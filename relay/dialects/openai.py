@@ -52,7 +52,8 @@ class OpenAIMeter(Meter):
         usage = data.get("usage")
         if isinstance(usage, dict):
             self._set(read_openai(usage), final=True)  # the usage chunk comes last
-        for choice in data.get("choices") or ():
+        choices = data.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):
                 continue
             delta = choice.get("delta") or choice  # legacy completions stream carries `text`
@@ -60,7 +61,8 @@ class OpenAIMeter(Meter):
                 continue
             for field in ("content", "reasoning_content", "text"):
                 self._text(delta.get(field))
-            for call in delta.get("tool_calls") or ():
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
                 if isinstance(call, dict) and isinstance(call.get("function"), dict):
                     self._text(call["function"].get("arguments"))
         kind_ = data.get("type")
@@ -73,7 +75,8 @@ class OpenAIMeter(Meter):
 
 
 def stream_end(data: dict) -> bool:
-    return data.get("type") in _LAST_EVENTS  # the Responses API and image streams send no [DONE]
+    kind = data.get("type")  # the Responses API and image streams send no [DONE]
+    return isinstance(kind, str) and kind in _LAST_EVENTS
 
 
 def stream_failure(data: dict) -> str | None:
