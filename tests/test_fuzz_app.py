@@ -1,0 +1,140 @@
+"""Hostile input through the whole app, in-process (issue #16 item 7): Hypothesis puts values of
+the wrong JSON type (and nested garbage) at any field of every translated client route, on every
+channel dialect, and into what the channels answer. Never a 5xx from a client's types, never an
+exception in the log, never a usage record with status 0 or 500; errors in the client's dialect.
+
+The number of examples per test is the profile's (`HYPOTHESIS_PROFILE`, see conftest.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+import orjson
+import pytest
+from hypothesis import given
+
+from fuzz_cases import paths, spelled, spoiled
+from fuzz_proxy import COUNTED, MODELS, PAIRS, ROUTES, VALID, Proxy, array_outcome, error_shape, stream_outcome
+
+_NAMED = re.compile(r"Invalid type for '([^']*)'")
+_WHOLE = {  # what a served whole answer holds, per client route kind
+    "openai": lambda a: isinstance(a.get("choices"), list),
+    "responses": lambda a: a.get("object") == "response",
+    "anthropic": lambda a: a.get("type") == "message",
+    "gemini": lambda a: isinstance(a.get("candidates"), list),
+}
+_COUNTED = {"anthropic": "input_tokens", "gemini": "totalTokens"}
+
+
+# (route, channel, field path, JSON kind put there): what the request fuzz covered, for the count
+# the README gives (`pytest -s` prints it).
+COVERED: set[tuple[str, str, str, str]] = set()
+
+
+@pytest.fixture(scope="module")
+def proxy():
+    server = Proxy()
+    yield server
+    server.close()
+    fields = {(route, channel, path) for route, channel, path, _ in COVERED}
+    print(f"\nfuzz, in-process: {server.sent} requests; {len(COVERED)} (field, type) combinations "
+          f"over {len(fields)} fields of {len(PAIRS)} route/channel pairs")
+
+
+def _streams(route, body: object) -> str:
+    if route.streams:
+        return route.streams
+    return "sse" if isinstance(body, dict) and body.get("stream") is True else ""
+
+
+def served(proxy: Proxy, route_name: str, channel: str, body: object, upstream_spoiled: bool = False) -> dict:
+    """Send `body`; assert what any answer must be; the parsed answer of a 4xx, else {}. A
+    spoiled upstream's whole answer is only judged when translated: the client's own dialect
+    gets it as it came."""
+    route = ROUTES[route_name]
+    translated = route.dialect != channel
+    proxy.failures.records.clear()
+    response = proxy.post(route.url(MODELS[channel]), body)
+    status, raw = response.status_code, response.content
+    assert not proxy.failures.records, proxy.failures.describe()
+    assert status < 500 or upstream_spoiled and status in (502, 503), (status, raw[:500])
+    records = proxy.records()
+    assert [r["status"] for r in records] == [status], records
+    if status >= 400:
+        error = orjson.loads(raw)
+        assert error_shape(route.dialect, error), error
+        return error
+    streams = _streams(route, body)
+    if streams == "sse":
+        outcome = stream_outcome(route.dialect, raw)
+        assert outcome == "complete" or upstream_spoiled and outcome == "error", (outcome, raw[-600:])
+    elif streams == "array":
+        outcome = array_outcome(raw)
+        assert outcome == "complete" or upstream_spoiled and outcome == "error", (outcome, raw[-600:])
+    elif route_name in ("count_tokens", "countTokens"):
+        assert upstream_spoiled and not translated or isinstance(orjson.loads(raw).get(_COUNTED[route.dialect]), int), raw
+    else:
+        assert upstream_spoiled and not translated or _WHOLE[route.dialect](orjson.loads(raw)), raw[:600]
+    return {}
+
+
+def _message(error: dict) -> str:
+    inner = error.get("error")
+    return inner.get("message", "") if isinstance(inner, dict) else ""
+
+
+@pytest.mark.parametrize(("route", "channel"), PAIRS)
+def test_the_valid_request_is_served(proxy, route, channel) -> None:
+    proxy.upstream.reset()
+    assert served(proxy, route, channel, ROUTES[route].request(MODELS[channel])) == {}
+
+
+@pytest.mark.parametrize(("route", "channel"), PAIRS)
+def test_wrong_types_in_a_request_are_a_4xx_in_the_clients_dialect(proxy, route, channel) -> None:
+    body = ROUTES[route].request(MODELS[channel])
+    every = list(paths(body))
+    proxy.upstream.reset()
+
+    @given(spoiled(body, every))
+    def sent(case) -> None:
+        changed, done = case
+        COVERED.update((route, channel, spelled(path), kind) for path, kind in done)
+        error = served(proxy, route, channel, changed)
+        named = _NAMED.search(_message(error))
+        if named:
+            # A wrong type is named where it was put, or inside what was put there.
+            where = named.group(1)
+            assert any(where == spelled(p) or where.startswith((spelled(p) + ".", spelled(p) + "["))
+                       for p, _ in done), (where, done)
+
+    sent()
+
+
+@pytest.mark.parametrize(("route", "channel"), PAIRS)
+def test_wrong_types_in_an_answer_end_in_the_clients_dialect(proxy, route, channel) -> None:
+    """What the channel sends back, whole or streamed, with wrong types anywhere: the client gets
+    its answer, a 502 in its dialect, or a stream that ends with its dialect's error event."""
+    counting = route in ("count_tokens", "countTokens")
+    if channel == "responses" or counting and channel == "openai":
+        pytest.skip("nothing translated comes back: passed on untouched, or counted by the proxy")
+    body = ROUTES[route].request(MODELS[channel])
+    answer, events = VALID[channel]
+    streamed = bool(_streams(ROUTES[route], body))
+    original = COUNTED[channel] if counting else events if streamed else answer
+    every = list(paths(original))
+
+    @given(spoiled(original, every))
+    def answered(case) -> None:
+        changed, _ = case
+        proxy.upstream.reset()
+        if streamed and not counting:
+            proxy.upstream.events[channel] = changed
+        else:
+            proxy.upstream.answer[channel] = changed
+        served(proxy, route, channel, body, upstream_spoiled=True)
+
+    try:
+        answered()
+    finally:
+        proxy.upstream.reset()
