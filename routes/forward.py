@@ -291,7 +291,10 @@ class Forward:
             return None
         # The first 4 KB decide: enough to tell conversations apart, and a 100 KB document in
         # the first message costs no more to hash than a greeting.
-        fingerprint = orjson.dumps(head)[:4096]
+        encoded = _encoded(head)
+        if encoded is None:
+            return None
+        fingerprint = encoded[:4096]
         return hashlib.blake2b(caller.token.name.encode() + b"\0" + fingerprint, digest_size=16).digest()
 
     def _request(self, scope, attempt: Attempt, caller: Caller, payload, body: bytes, model: str,
@@ -317,11 +320,11 @@ class Forward:
                 if not channel.stream_usage:
                     translated.pop("stream_options", None)
                 content = orjson.dumps(translated)
-            except RecursionError:  # content nested hundreds deep (JSON allows 1024 levels)
-                raise ProxyError(400, "The request is nested too deeply to be translated", code="too_deep") from None
-            except orjson.JSONEncodeError:  # a number the converters added to outgrew 64 bits
-                raise ProxyError(400, "A number in the request is too large to be translated",
-                                 code="number_too_large") from None
+            except (RecursionError, orjson.JSONEncodeError):
+                # Content nested deeper than a converter recurses or orjson writes, or a number the
+                # converters added to that outgrew 64 bits.
+                raise ProxyError(400, "The request is nested too deeply, or holds too large a number, to be "
+                                      "translated", code="untranslatable") from None
             query = b"alt=sse" if endpoint == "streamGenerateContent" else b""
         else:
             endpoint = row.endpoint
@@ -338,8 +341,8 @@ class Forward:
                         changes["stream_options"] = {**(options if isinstance(options, dict) else {}),
                                                      "include_usage": True}
                         drop_usage_chunk = True
-                if changes:
-                    content = orjson.dumps({**payload, **changes})
+                if changes and (content := _encoded({**payload, **changes})) is None:
+                    raise _TOO_DEEP
             elif row.model_from == "form" and upstream_model != model:
                 content = bodies.replace_form_model(body, _content_type(scope), upstream_model)
             if endpoint == "streamGenerateContent" and b"alt=sse" not in query:
@@ -427,7 +430,11 @@ class Forward:
         if isinstance(parsed, dict):
             meter.answer(parsed)
             if translation is not None:
-                data = orjson.dumps(self._translated_answer(translation, parsed, model, payload))
+                try:
+                    data = orjson.dumps(self._translated_answer(translation, parsed, model, payload))
+                except (RecursionError, orjson.JSONEncodeError):  # parsers read 1024 levels, orjson writes 254
+                    raise ProxyError(502, "The answer is nested too deeply to be translated",
+                                     code="bad_upstream_answer") from None
             elif "error" in parsed:
                 data = call.scrub_bytes(data)  # an error under a 200 may quote the key it was sent
         elif translation is not None:
@@ -445,6 +452,9 @@ class Forward:
         if tokens is None:
             raise ProxyError(502, "The upstream's token count could not be read", code="bad_upstream_answer")
         return self.row.dialect.counting.reply(tokens)
+
+
+_TOO_DEEP = ProxyError(400, "The request is nested too deeply to be forwarded", code="too_deep")
 
 
 def _too_large(limit: int) -> ProxyError:
@@ -503,7 +513,16 @@ def _error_body(raw: bytes) -> bytes | None:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    return orjson.dumps(data) if isinstance(data, dict) and "error" in data else None
+    return _encoded(data) if isinstance(data, dict) and "error" in data else None
+
+
+def _encoded(value: object) -> bytes | None:
+    """`value` as JSON; None when it is nested deeper than orjson writes (254 levels: parsers read
+    1024, so a hostile body or answer can be read and not written again)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return None
 
 
 def _content_type(scope) -> str:
