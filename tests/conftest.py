@@ -17,10 +17,10 @@ sys.path.insert(0, str(ROOT))  # `relay`, `routes` and `app` from the checkout
 import servers  # noqa: E402
 
 # Property tests (the fuzz): the same examples on every run, no example database, no deadline
-# (a busy CI machine is slow, not wrong). `HYPOTHESIS_PROFILE=deep` runs ten times as many.
+# (a busy CI machine is slow, not wrong). `HYPOTHESIS_PROFILE=deep` runs twenty times as many.
 _FUZZ = dict(deadline=None, derandomize=True, database=None, print_blob=False,
              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("ci", max_examples=100, **_FUZZ)
+settings.register_profile("ci", max_examples=50, **_FUZZ)
 settings.register_profile("deep", max_examples=1000, **_FUZZ)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 

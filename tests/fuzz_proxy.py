@@ -33,26 +33,26 @@ group = "default"
 name = "oa"
 type = "openai"
 base_url = "https://oa.test/v1"
-keys = ["oa-1"]
+keys = ["oa-1", "oa-2"]  # two: sticky routing fingerprints each conversation
 models = ["deepseek-*"]
 [[channels]]
 name = "oar"
 type = "openai"
 base_url = "https://oar.test/v1"
-keys = ["oar-1"]
+keys = ["oar-1", "oar-2"]
 models = ["resp-*"]
 responses = true
 [[channels]]
 name = "ant"
 type = "anthropic"
 base_url = "https://ant.test"
-keys = ["ant-1"]
+keys = ["ant-1", "ant-2"]
 models = ["claude-*"]
 [[channels]]
 name = "gem"
 type = "gemini"
 base_url = "https://gem.test"
-keys = ["gem-1"]
+keys = ["gem-1", "gem-2"]
 models = ["gemini-*"]
 """
 
@@ -119,6 +119,14 @@ def upstream_dialect(request: httpx.Request) -> tuple[str, str]:
     return "openai", "stream" if streaming else "generate"
 
 
+def encoded(value: object) -> bytes:
+    """JSON, however deep (orjson writes 254 levels at most; the stdlib goes as deep as parsers read)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return json.dumps(value).encode()
+
+
 def _json(raw: bytes) -> object:
     try:
         return orjson.loads(raw)
@@ -149,7 +157,7 @@ def _named(dialect: str, event: object) -> str | None:
 
 
 def _events(dialect: str, events: list) -> bytes:
-    out = b"".join(sse.encode(orjson.dumps(e), _named(dialect, e)) for e in events)
+    out = b"".join(sse.encode(encoded(e), _named(dialect, e)) for e in events)
     return out + (b"data: [DONE]\n\n" if dialect == "openai" else b"")
 
 
@@ -160,16 +168,20 @@ class Upstream:
     def __init__(self) -> None:
         self.answer: dict[str, object] = {}  # dialect -> the whole answer to give instead
         self.events: dict[str, list] = {}  # dialect -> the stream events to give instead
+        self.status = 200  # of the answers given instead
         self.seen: list[tuple[str, str]] = []
 
     def reset(self) -> None:
-        self.answer, self.events, self.seen = {}, {}, []
+        self.answer, self.events, self.status, self.seen = {}, {}, 200, []
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         dialect, asked = upstream_dialect(request)
         self.seen.append((dialect, asked))
+        if dialect in self.answer and (asked != "stream" or self.status != 200):
+            return httpx.Response(self.status, content=encoded(self.answer[dialect]),
+                                  headers={"content-type": "application/json"})
         if asked == "count":
-            return httpx.Response(200, json=self.answer.get(dialect, COUNTED[dialect]))
+            return httpx.Response(200, json=COUNTED[dialect])
         if dialect == "responses":
             if asked == "stream":
                 return httpx.Response(200, content=_events(dialect, RESPONSE_EVENTS),
@@ -179,8 +191,7 @@ class Upstream:
         if asked == "stream":
             return httpx.Response(200, content=_events(dialect, self.events.get(dialect, events)),
                                   headers={"content-type": "text/event-stream"})
-        return httpx.Response(200, content=orjson.dumps(self.answer.get(dialect, answer)),
-                              headers={"content-type": "application/json"})
+        return httpx.Response(200, json=answer)
 
 
 class Failures(logging.Handler):
@@ -216,7 +227,7 @@ class Proxy:
     def post(self, path: str, body: object) -> httpx.Response:
         self.sent += 1
         async def go() -> httpx.Response:
-            return await self.client.post(path, content=orjson.dumps(body),
+            return await self.client.post(path, content=encoded(body),
                                           headers={"authorization": "Bearer sk-ax-fuzz", "content-type": "application/json"})
         return self.loop.run_until_complete(asyncio.wait_for(go(), 10))
 

@@ -8,13 +8,14 @@ The number of examples per test is the profile's (`HYPOTHESIS_PROFILE`, see conf
 
 from __future__ import annotations
 
+import json
 import re
 
 import orjson
 import pytest
 from hypothesis import given
 
-from fuzz_cases import paths, spelled, spoiled
+from fuzz_cases import paths, replaced, spelled, spoiled
 from fuzz_proxy import COUNTED, MODELS, PAIRS, ROUTES, VALID, Proxy, array_outcome, error_shape, stream_outcome
 
 _NAMED = re.compile(r"Invalid type for '([^']*)'")
@@ -48,17 +49,18 @@ def _streams(route, body: object) -> str:
     return "sse" if isinstance(body, dict) and body.get("stream") is True else ""
 
 
-def served(proxy: Proxy, route_name: str, channel: str, body: object, upstream_spoiled: bool = False) -> dict:
-    """Send `body`; assert what any answer must be; the parsed answer of a 4xx, else {}. A
-    spoiled upstream's whole answer is only judged when translated: the client's own dialect
-    gets it as it came."""
+def served(proxy: Proxy, route_name: str, channel: str, body: object, may_fail: bool = False) -> dict:
+    """Send `body`; assert what any answer must be; the parsed answer of a 4xx, else {}.
+    `may_fail`: what the upstream sends is spoiled (or cannot be written back), so the answer
+    may be a 502/503 or end with an error event; a whole answer in the client's own dialect is
+    then not judged: it goes to the client as it came."""
     route = ROUTES[route_name]
     translated = route.dialect != channel
     proxy.failures.records.clear()
     response = proxy.post(route.url(MODELS[channel]), body)
     status, raw = response.status_code, response.content
     assert not proxy.failures.records, proxy.failures.describe()
-    assert status < 500 or upstream_spoiled and status in (502, 503), (status, raw[:500])
+    assert status < 500 or may_fail and status in (502, 503), (status, raw[:500])
     records = proxy.records()
     assert [r["status"] for r in records] == [status], records
     if status >= 400:
@@ -68,14 +70,14 @@ def served(proxy: Proxy, route_name: str, channel: str, body: object, upstream_s
     streams = _streams(route, body)
     if streams == "sse":
         outcome = stream_outcome(route.dialect, raw)
-        assert outcome == "complete" or upstream_spoiled and outcome == "error", (outcome, raw[-600:])
+        assert outcome == "complete" or may_fail and outcome == "error", (outcome, raw[-600:])
     elif streams == "array":
         outcome = array_outcome(raw)
-        assert outcome == "complete" or upstream_spoiled and outcome == "error", (outcome, raw[-600:])
+        assert outcome == "complete" or may_fail and outcome == "error", (outcome, raw[-600:])
     elif route_name in ("count_tokens", "countTokens"):
-        assert upstream_spoiled and not translated or isinstance(orjson.loads(raw).get(_COUNTED[route.dialect]), int), raw
+        assert may_fail and not translated or isinstance(orjson.loads(raw).get(_COUNTED[route.dialect]), int), raw
     else:
-        assert upstream_spoiled and not translated or _WHOLE[route.dialect](orjson.loads(raw)), raw[:600]
+        assert may_fail and not translated or _WHOLE[route.dialect](orjson.loads(raw)), raw[:600]
     return {}
 
 
@@ -132,9 +134,63 @@ def test_wrong_types_in_an_answer_end_in_the_clients_dialect(proxy, route, chann
             proxy.upstream.events[channel] = changed
         else:
             proxy.upstream.answer[channel] = changed
-        served(proxy, route, channel, body, upstream_spoiled=True)
+        served(proxy, route, channel, body, may_fail=True)
 
     try:
         answered()
     finally:
         proxy.upstream.reset()
+
+
+def _deep(levels: int) -> dict:
+    """An object nested `levels` deep: JSON parsers take 1024 levels, orjson writes only 254."""
+    value: dict = {}
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+# Where each dialect's converters copy a client's object as it is.
+_COPIED = {
+    "openai": ("tools", 0, "function", "parameters"),
+    "responses": ("tools", 0, "parameters"),
+    "anthropic": ("tools", 0, "input_schema"),
+    "gemini": ("tools", 0, "functionDeclarations", 1, "parametersJsonSchema"),
+}
+# Where each channel dialect's answer holds an object the converters copy (and in its stream).
+_ANSWERED = {
+    "openai": ((("choices", 0, "message", "tool_calls", 0, "function", "arguments")),
+               (4, "choices", 0, "delta", "tool_calls", 0, "function", "arguments")),
+    "anthropic": (("content", 3, "input"), (10, "content_block", "input")),
+    "gemini": (("candidates", 0, "content", "parts", 2, "functionCall", "args"),
+               (2, "candidates", 0, "content", "parts", 2, "functionCall", "args")),
+}
+
+
+@pytest.mark.parametrize(("route", "channel"), PAIRS)
+def test_objects_nested_deeper_than_json_encoders_write(proxy, route, channel) -> None:
+    """JSON nested 500 levels deep parses, but orjson cannot write it again: in a client's field
+    a converter copies, beside the first message (which sticky routing encodes), in a field
+    nobody reads, or in what the upstream answers (its error too), it is never a 500."""
+    proxy.upstream.reset()
+    body = ROUTES[route].request(MODELS[channel])
+    inner = body.get("generateContentRequest", body)
+    copied = replaced(inner, _COPIED[ROUTES[route].dialect], _deep(500))
+    first = next(key for key in ("messages", "input", "contents") if key in inner)
+    beside = replaced({k: v for k, v in inner.items() if k != "stream_options"}, (first, 0, "extra"), _deep(500))
+    for sent in (copied, beside, {**inner, "unknown": _deep(500)}):
+        # (a 502 when the client's deep object is dropped on the way up, then echoed: Responses' tools)
+        served(proxy, route, channel, {"generateContentRequest": sent} if inner is not body else sent, may_fail=True)
+    if channel == "responses" or route in ("count_tokens", "countTokens") and channel == "openai":
+        return
+    answer, events = VALID[channel]
+    whole, streamed = _ANSWERED[channel]
+    deep = json.dumps(_deep(500)) if channel == "openai" else _deep(500)  # OpenAI's arguments are text
+    if route not in ("count_tokens", "countTokens"):
+        proxy.upstream.answer[channel] = replaced(answer, whole, deep)
+        proxy.upstream.events[channel] = replaced(events, streamed, deep)
+        served(proxy, route, channel, body, may_fail=True)
+    proxy.upstream.reset()
+    proxy.upstream.answer[channel], proxy.upstream.status = {"error": {"message": "no", "detail": _deep(500)}}, 400
+    served(proxy, route, channel, body, may_fail=True)
+    proxy.upstream.reset()
