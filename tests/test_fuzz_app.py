@@ -194,3 +194,12 @@ def test_objects_nested_deeper_than_json_encoders_write(proxy, route, channel) -
     proxy.upstream.answer[channel], proxy.upstream.status = {"error": {"message": "no", "detail": _deep(500)}}, 400
     served(proxy, route, channel, body, may_fail=True)
     proxy.upstream.reset()
+
+
+def test_a_sum_of_a_clients_numbers_past_64_bits(proxy) -> None:
+    """Anthropic wants max_tokens above the thinking budget: the two added up must still encode."""
+    proxy.upstream.reset()
+    body = {"model": MODELS["anthropic"], "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 10,
+            "thinking": {"type": "enabled", "budget_tokens": 2**64 - 1}}
+    error = served(proxy, "chat", "anthropic", body)
+    assert error["error"]["code"] == "untranslatable", error
