@@ -203,3 +203,20 @@ def test_a_sum_of_a_clients_numbers_past_64_bits(proxy) -> None:
             "thinking": {"type": "enabled", "budget_tokens": 2**64 - 1}}
     error = served(proxy, "chat", "anthropic", body)
     assert error["error"]["code"] == "untranslatable", error
+
+
+@pytest.mark.parametrize(("route", "channel", "field", "value", "path"), [
+    ("chat", "openai", "stream", "true", "stream"),
+    ("chat-stream", "openai", "stream_options", "x", "stream_options"),
+    ("chat-stream", "openai", "stream_options", {"include_usage": "yes"}, "stream_options.include_usage"),
+    ("responses", "responses", "stream", 1, "stream"),
+    ("messages", "anthropic", "stream", "yes", "stream"),
+])
+def test_what_the_forwarder_reads_is_checked_on_same_dialect_requests(proxy, route, channel, field, value, path) -> None:
+    """Untranslated requests go upstream as sent, but a `stream` the proxy would read otherwise
+    than the upstream (a string is no `true` to it) is refused, naming the field."""
+    proxy.upstream.reset()
+    body = {**ROUTES[route].request(MODELS[channel]), field: value}
+    error = served(proxy, route, channel, body)
+    assert _NAMED.search(_message(error)).group(1) == path, error
+    assert proxy.upstream.seen == []
