@@ -261,12 +261,15 @@ def error_shape(dialect: str, body: object) -> bool:
 
 
 def stream_events(raw: bytes) -> list[dict]:
+    """The JSON objects of an event stream (an untranslated one passes an upstream's other values on)."""
     decoder = sse.Decoder()
     out = []
     for block in [*decoder.feed(raw), *decoder.flush()]:
         event = sse.parse(block)
         if event is not None and event.data and event.data != "[DONE]":
-            out.append(orjson.loads(event.data))
+            data = _json(event.data.encode())
+            if isinstance(data, dict):
+                out.append(data)
     return out
 
 
@@ -308,4 +311,5 @@ def array_outcome(raw: bytes) -> str:
     if isinstance(last, dict) and "error" in last:
         return "error" if error_shape("gemini", last) else f"bad error {last}"
     candidates = last.get("candidates") if isinstance(last, dict) else None
-    return "complete" if isinstance(candidates, list) and candidates and candidates[0].get("finishReason") else "no finishReason"
+    first = candidates[0] if isinstance(candidates, list) and candidates else None
+    return "complete" if isinstance(first, dict) and first.get("finishReason") else "no finishReason"
