@@ -35,4 +35,9 @@ HEALTHCHECK --interval=15s --timeout=3s --start-period=5s --retries=3 \
 # --no-proxy-headers: the client address is the proxy's own business ([proxy] trust_cloudflare,
 # trusted_proxies), not uvicorn's. The access log is on: the app writes uvicorn's lines itself, in
 # batches and with ?key= redacted (--no-access-log turns it off).
-CMD ["sh", "-c", "exec uvicorn app:app --host 0.0.0.0 --port \"$PORT\" --loop uvloop --http httptools --no-proxy-headers --no-server-header --timeout-keep-alive 75"]
+# Against idle and half-open connections (README, "What one replica holds"): uvicorn's httptools
+# protocol with a deadline for request heads and a cap on their size (relay/protocol.py;
+# `--http httptools` is uvicorn's own); keep-alive longer than a load balancer's 60 s idle so the
+# balancer closes first; at most 2048 connections and requests at once (above that uvicorn
+# answers 503 at once: ~50 KB an open stream, 2048 of them ~100 MB); a 2048-connection backlog.
+CMD ["sh", "-c", "exec uvicorn app:app --host 0.0.0.0 --port \"$PORT\" --loop uvloop --http relay.protocol:HttpToolsWithDeadlines --no-proxy-headers --no-server-header --timeout-keep-alive 75 --limit-concurrency 2048 --backlog 2048"]

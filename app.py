@@ -35,6 +35,7 @@ def build_app(config: Config, transport: httpx.AsyncBaseTransport | None = None,
         if logs.take_over_access_log():
             edge.access_log = logs.AccessLog()
         rt.upstream.start()
+        await rt.start()  # the fleet's writer, key-health refresher and outage probe (and so /readyz)
         # What start-up made lives as long as the process: keep it out of every collection
         # (measured: ~8% of a request's CPU went to the collector scanning it). No collection
         # first: it found nothing to free and cost 12 ms of the cold start. The request path

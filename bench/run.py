@@ -184,8 +184,9 @@ class Bench:
     def proxy_argv(self, port: int, access_log: bool) -> list[str]:
         # As the Dockerfile's CMD runs it (with its PYTHONUNBUFFERED=1, see start_proxy).
         argv = [sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
-                "--loop", "uvloop", "--http", "httptools", "--no-proxy-headers", "--no-server-header",
-                "--timeout-keep-alive", "75"]
+                "--loop", "uvloop", "--http", "relay.protocol:HttpToolsWithDeadlines", "--no-proxy-headers",
+                "--no-server-header", "--timeout-keep-alive", "75", "--limit-concurrency", "2048",
+                "--backlog", "2048"]
         return argv if access_log else argv + ["--no-access-log"]
 
     def cold_start(self, name: str, title: str, argv_for_port, env=None, key_kind="token",

@@ -65,7 +65,9 @@ def refusal(admission: Admission, token: Token | None, dialect: Dialect) -> Prox
                       code="rate_limit_exceeded", headers=retry)
 
 
-STORE_DOWN = ProxyError(503, "The proxy's shared state is unavailable; retry shortly", code="state_unavailable")
+def store_down() -> ProxyError:
+    """(A new one each time: an exception raised again keeps growing its traceback.)"""
+    return ProxyError(503, "The proxy's shared state is unavailable; retry shortly", code="state_unavailable")
 
 
 def settlement(request_id: str, name: str, billed_usd: float | None, input_tokens: int, output_tokens: int) -> Settlement:

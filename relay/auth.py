@@ -8,6 +8,7 @@ caller is one dictionary lookup and a clock comparison.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 from dataclasses import dataclass
 from urllib.parse import unquote_plus
@@ -123,3 +124,24 @@ def check_model(caller: Caller, model: str) -> None:
             code="model_not_allowed",
             param="model",
         )
+
+
+def key_digests(*keys: str | None) -> tuple[bytes, ...]:
+    """The SHA-256 digests of the operator keys that are set, for `bearer_matches`."""
+    return tuple(hashlib.sha256(k.encode()).digest() for k in keys if k)
+
+
+def bearer_matches(authorization: str | None, allowed: tuple[bytes, ...]) -> bool:
+    """Whether `Authorization: Bearer <key>` holds one of the keys digested in `allowed`.
+
+    Digests, so that comparing takes as long whatever the length of the key presented; every one
+    compared, in constant time, so that no early answer tells which came close.
+    """
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key:
+        return False
+    given = hashlib.sha256(key.encode()).digest()
+    found = False
+    for digest in allowed:
+        found |= hmac.compare_digest(digest, given)
+    return found

@@ -69,6 +69,35 @@ def _twice(what: str) -> ProxyError:
     return ProxyError(400, f"{what} is given more than once: send it once", code="duplicate_field", param="model")
 
 
+_SNIFFED_MODEL = re.compile(rb'"model"\s*:\s*"([^"\\]{1,256})"')
+_SNIFFED_STREAM = re.compile(rb'"stream"\s*:\s*true')
+
+
+def sniff_model(head: bytes) -> str | None:
+    """The model a body's first bytes name, for the record of a body that is never read whole
+    (a streamed passthrough upload); None when they do not say."""
+    match = _SNIFFED_MODEL.search(head)
+    if match is None:
+        return None
+    try:
+        return checked_model(match.group(1).decode())
+    except (UnicodeDecodeError, ProxyError):
+        return None
+
+
+def sniff_form_model(head: bytes, content_type: str) -> str | None:
+    """The `model` field of a multipart upload when it comes before the file (SDKs send it first)."""
+    try:
+        span = _model_part(head, content_type)
+        return checked_model(head[span[0]:span[1]].decode().strip()) if span else None
+    except (UnicodeDecodeError, ProxyError):
+        return None
+
+
+def sniff_stream(head: bytes) -> bool:
+    return _SNIFFED_STREAM.search(head) is not None
+
+
 MAX_MODEL_CHARS = 256  # model names live in caches and metric labels: they must be small
 
 

@@ -55,6 +55,8 @@ class Proxy:
     idle_timeout_s: float = 120.0
     keepalive_s: float = 15.0
     max_body_bytes: int = 25 * 1024 * 1024
+    body_timeout_s: float = 30.0  # the whole request body must have arrived by then
+    max_buffered_bytes: int = 64 * 1024 * 1024  # request body bytes the process holds at once
     signing_secret: str | None = None
     cors_origins: tuple[str, ...] = ("*",)
     trust_cloudflare: bool = False
@@ -387,8 +389,8 @@ class _Reader:
         w = "proxy"
         self.known(t, w, {"token_prefix", "max_attempts", "cooldown_s", "connect_timeout_s",
                           "first_byte_timeout_s", "idle_timeout_s", "keepalive_s", "max_body_mb",
-                          "signing_secret", "cors_origins", "trust_cloudflare", "trusted_proxies",
-                          "drain_s", "sticky", "reserve_tokens"})
+                          "body_timeout_s", "max_buffered_mb", "signing_secret", "cors_origins",
+                          "trust_cloudflare", "trusted_proxies", "drain_s", "sticky", "reserve_tokens"})
         d = Proxy()
         prefix = self.string(t, "token_prefix", w, d.token_prefix)
         if not prefix:
@@ -404,6 +406,10 @@ class _Reader:
             except ValueError:
                 raise self.fail(f"{w}.trusted_proxies[{i}]", f"{cidr!r} is not an IP network") from None
         max_body_mb = self.number(t, "max_body_mb", w, 25, positive=True)
+        max_buffered_mb = self.number(t, "max_buffered_mb", w, d.max_buffered_bytes / 1024 / 1024, positive=True)
+        if max_buffered_mb < max_body_mb:  # else a body of the largest size could never be read
+            raise self.fail(f"{w}.max_buffered_mb", f"must be at least max_body_mb ({max_body_mb:g}), "
+                                                    f"not {max_buffered_mb!r}")
         return Proxy(
             token_prefix=prefix,
             max_attempts=self.number(t, "max_attempts", w, d.max_attempts, minimum=1, integer=True),
@@ -413,6 +419,8 @@ class _Reader:
             idle_timeout_s=self.number(t, "idle_timeout_s", w, d.idle_timeout_s, positive=True),
             keepalive_s=self.number(t, "keepalive_s", w, d.keepalive_s, positive=True),
             max_body_bytes=int(max_body_mb * 1024 * 1024),
+            body_timeout_s=self.number(t, "body_timeout_s", w, d.body_timeout_s, positive=True),
+            max_buffered_bytes=int(max_buffered_mb * 1024 * 1024),
             signing_secret=secret or None,
             cors_origins=self.strings(t, "cors_origins", w, list(d.cors_origins)),
             trust_cloudflare=self.boolean(t, "trust_cloudflare", w, d.trust_cloudflare),

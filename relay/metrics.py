@@ -34,10 +34,12 @@ def configured_models(config: Config) -> frozenset[str]:
 
 class Metrics:
     def __init__(self, resting_keys: Callable[[], int], open_streams: Callable[[], int],
-                 known_models: frozenset[str] = frozenset(), fleet=None) -> None:
+                 known_models: frozenset[str] = frozenset(), fleet=None,
+                 body_bytes: Callable[[], int] = lambda: 0) -> None:
         self._fleet = fleet  # relay.state.fleet.Fleet: its store errors and journal
         self._resting_keys = resting_keys
         self._open_streams = open_streams
+        self._body_bytes = body_bytes
         self._known = known_models
         self._models: set[str] = set()  # other names with a label of their own
         self.requests: defaultdict[tuple, int] = defaultdict(int)
@@ -144,6 +146,8 @@ class Metrics:
                                 value=self._resting_keys())
         yield GaugeMetricFamily("aurax_open_streams", "Requests in flight whose answer streams.",
                                 value=self._open_streams())
+        yield GaugeMetricFamily("aurax_request_body_bytes", "Request body bytes held by open requests "
+                                "(capped by [proxy] max_buffered_mb).", value=self._body_bytes())
         latency = HistogramMetricFamily("aurax_request_seconds", "Time from request to last byte.",
                                         labels=["dialect"])
         for dialect, counts in self._latency.items():

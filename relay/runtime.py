@@ -10,6 +10,7 @@ from .admission import settlement
 from .alarms import Alarms
 from .auth import Auth
 from .config import Channel, Config, Globs
+from .intake import Intake
 from .metrics import Metrics, configured_models
 from .planner import Planner
 from .records import Call, UsageLog, record
@@ -39,6 +40,7 @@ class Runtime:
         proxy = config.proxy
         self.alarms = Alarms.for_intervals(proxy.keepalive_s, proxy.idle_timeout_s, proxy.first_byte_timeout_s)
         self.upstream = Upstream(proxy, self.alarms, transport)
+        self.intake = Intake(proxy, self.alarms)
         self.usage_log = UsageLog(usage_out)
         self.draining = False
         self.open_calls: dict[asyncio.Task, Call] = {}
@@ -47,6 +49,7 @@ class Runtime:
             open_streams=lambda: sum(1 for call in self.open_calls.values() if call.stream),
             known_models=configured_models(config),
             fleet=self.fleet,
+            body_bytes=lambda: self.intake.held,
         )
         self.webhook = None
         if config.usage.webhook:

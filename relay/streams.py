@@ -33,9 +33,13 @@ class Raw:
 
     sse = False
     failed = None
+    complete = False
 
     def feed(self, chunk: bytes) -> bytes:
         return chunk
+
+    def final(self) -> dict | None:
+        return None
 
     def end(self) -> bytes:
         return b""
@@ -56,6 +60,8 @@ class _Events:
         self.scrub = scrub
         self.complete = False
         self.failed: str | None = None  # an error the upstream reported inside the stream
+        self.sent = 0  # events the client was given, so an error event can be numbered after them
+        self.last: dict | None = None  # the event that completed the stream
         self._decoder = sse.Decoder()
 
     def _parse(self, block: bytes) -> dict | None:
@@ -78,10 +84,25 @@ class _Events:
             self.complete = True
         elif self.upstream.stream_end(data):
             self.complete = True
+            self.last = data
         return data
 
+    def final(self) -> dict | None:
+        """The whole answer a completed stream carried, where its dialect's last event has it
+        (the Responses API's `response.completed`)."""
+        last = self.last
+        return last.get("response") if last is not None and isinstance(last.get("response"), dict) else None
+
     def fail(self, err: ProxyError) -> bytes:
-        return self.client.error_event(err)
+        return self._error(err)
+
+    def _error(self, err: ProxyError) -> bytes:
+        """The end of a stream that failed: the client dialect's error event."""
+        return self.client.error_event(err, self.sent)
+
+    def _closing(self) -> bytes:
+        """What follows the last event of a complete stream."""
+        return self.client.stream_tail
 
     def _tail(self) -> list[dict]:
         out = []
@@ -128,11 +149,10 @@ class Events(_Events):
         blocks = self._decoder.feed(chunk)
         if len(blocks) == 1 and blocks[0] is chunk:  # one whole event, as upstreams mostly send them
             data, failed = self._scan(chunk)
-            if failed:
-                return self.scrub(chunk)
-            if self._drop_usage_chunk and data is not None and self._usage_only(data):
+            if not failed and self._drop_usage_chunk and data is not None and self._usage_only(data):
                 return b""
-            return chunk
+            self.sent += 1
+            return self.scrub(chunk) if failed else chunk
         return self._pass(blocks)
 
     def _pass(self, blocks: list[bytes]) -> bytes:
@@ -144,6 +164,7 @@ class Events(_Events):
             elif self._drop_usage_chunk and data is not None and self._usage_only(data):
                 continue
             kept.append(block)
+        self.sent += len(kept)
         return b"".join(kept)
 
     @staticmethod
@@ -155,24 +176,35 @@ class Events(_Events):
         return tail if self.complete else tail + self.fail(ProxyError(502, _TRUNCATED))
 
 
-class JsonArray(_Events):
-    """A stream that goes out as one JSON array, sent element by element (Gemini's
-    `streamGenerateContent` without `alt=sse`).
-
-    The upstream is always asked for SSE, so metering and error handling are the same as for
-    event streams; this pipe only re-frames each event as an array element.
-    """
+class ArrayFraming:
+    """Events sent as the elements of one JSON array (Gemini's `streamGenerateContent` without
+    `alt=sse`), for a pipe over `_Events`: an error is the array's last element, and the array
+    is whole either way."""
 
     sse = False
-
-    def __init__(self, dialect: Dialect, meter: Meter, scrub: Scrub = _unchanged) -> None:
-        super().__init__(dialect, dialect, meter, scrub)
-        self._opened = False
+    _opened = False
 
     def _element(self, data: bytes) -> bytes:
         head = b",\r\n" if self._opened else b"["
         self._opened = True
         return head + data
+
+    def _error(self, err: ProxyError) -> bytes:
+        return self._element(self.client.render_error(err)) + b"]"
+
+    def _closing(self) -> bytes:
+        return b"]" if self._opened else b"[]"
+
+
+class JsonArray(ArrayFraming, _Events):
+    """A same-dialect stream that goes out as one JSON array, sent element by element.
+
+    The upstream is always asked for SSE, so metering and error handling are the same as for
+    event streams; this pipe only re-frames each event as an array element.
+    """
+
+    def __init__(self, dialect: Dialect, meter: Meter, scrub: Scrub = _unchanged) -> None:
+        super().__init__(dialect, dialect, meter, scrub)
 
     def feed(self, chunk: bytes) -> bytes:
         out = []
@@ -188,10 +220,7 @@ class JsonArray(_Events):
         tail = b"".join(self._element(self.scrub(orjson.dumps(d))) for d in self._tail())
         if not self.complete:
             return tail + self.fail(ProxyError(502, _TRUNCATED))
-        return tail + (b"]" if self._opened else b"[]")
-
-    def fail(self, err: ProxyError) -> bytes:
-        return self._element(self.client.render_error(err)) + b"]"
+        return tail + self._closing()
 
 
 class Translated(_Events):
@@ -204,6 +233,7 @@ class Translated(_Events):
 
     def _out(self, events: list[dict]) -> bytes:
         encode = self.client.encode
+        self.sent += len(events)
         return b"".join(encode(e) for e in events)
 
     def feed(self, chunk: bytes) -> bytes:
@@ -230,10 +260,22 @@ class Translated(_Events):
         if not self.complete:
             return b"".join(out) + self.fail(ProxyError(502, _TRUNCATED))
         out.append(self._out(self._translator.finish()))
-        out.append(self.client.stream_tail)
+        out.append(self._closing())
         return b"".join(out)
 
+    def final(self) -> dict | None:
+        """The whole answer the client's translated stream made (a Responses `response`)."""
+        made = getattr(self._translator, "response", None)
+        return made if isinstance(made, dict) else None
+
     def fail(self, err: ProxyError) -> bytes:
-        unsent, self._unsent = self._unsent, b""
-        own = getattr(self._translator, "fail", None)  # a translator that numbers its events
-        return unsent + (self._out(own(err)) if own is not None else self.client.error_event(err))
+        unsent, self._unsent = self._unsent, b""  # (counted in `sent` when they were translated)
+        return unsent + self._error(err)
+
+
+class TranslatedArray(ArrayFraming, Translated):
+    """A translated stream that goes out as one JSON array (a Gemini client without `alt=sse`)."""
+
+    def _out(self, events: list[dict]) -> bytes:
+        self.sent += len(events)
+        return b"".join(self._element(orjson.dumps(e)) for e in events)

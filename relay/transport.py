@@ -182,7 +182,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         if session is None or session.closed:
             session = self._session = self._open()
         timeout = request.extensions.get("timeout", {})
-        body = request.content
+        # a body read already (the proxy's own requests), else one still arriving, sent as it comes
+        body = request._content if hasattr(request, "_content") else request.stream
         with _mapped():
             response = await session.request(
                 request.method,

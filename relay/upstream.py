@@ -88,6 +88,16 @@ class Upstream:
         request._content = body
         return request
 
+    def streaming_request(self, method: str, url: str, headers: list, chunks: httpx.AsyncByteStream,
+                          length: int | None) -> httpx.Request:
+        """An httpx.Request whose body goes upstream as it arrives from the client (chunked
+        when the client did not say its length)."""
+        parsed = httpx.URL(url)
+        headers.append((b"host", parsed.netloc))
+        if length is not None:
+            headers.append((b"content-length", str(length).encode()))
+        return httpx.Request(method, parsed, headers=headers_from(headers), stream=chunks, extensions=self._extensions)
+
     async def send(self, request: httpx.Request) -> httpx.Response:
         """Send and wait for the answer's head; `first_byte_timeout_s` bounds the wait.
 

@@ -81,7 +81,8 @@ def read_openai(u: dict) -> Usage | None:
                           _count(out.get("reasoning_tokens")), _count(details.get("cache_write_tokens")))
         details, out = _details(u, "input_tokens_details"), _details(u, "output_tokens_details")
         return Usage(_count(u.get("input_tokens")), _count(u.get("output_tokens")),
-                     _count(details.get("cached_tokens")), _count(out.get("reasoning_tokens")))
+                     _count(details.get("cached_tokens")), _count(out.get("reasoning_tokens")),
+                     _count(details.get("cache_write_tokens")))
     except _Untrusted:
         return None
 
@@ -134,7 +135,7 @@ def responses_usage(u: Usage) -> dict:
     """The Responses API's usage object."""
     return {
         "input_tokens": u.input_tokens,
-        "input_tokens_details": {"cached_tokens": u.cached_input_tokens},
+        "input_tokens_details": {"cached_tokens": u.cached_input_tokens, "cache_write_tokens": u.cache_write_tokens},
         "output_tokens": u.output_tokens,
         "output_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
         "total_tokens": u.input_tokens + u.output_tokens,
@@ -158,7 +159,7 @@ def gemini_usage(u: Usage) -> dict:
     """Gemini's usageMetadata."""
     meta = {
         "promptTokenCount": u.input_tokens,
-        "candidatesTokenCount": u.output_tokens - u.reasoning_tokens,
+        "candidatesTokenCount": max(u.output_tokens - u.reasoning_tokens, 0),
         "totalTokenCount": u.input_tokens + u.output_tokens,
     }
     if u.cached_input_tokens:

@@ -1,4 +1,5 @@
-"""The HTTP surface: the route table, its forwarder, model lists and health checks."""
+"""The HTTP surface: the route table, its forwarder, model lists, health checks, the billing
+endpoints apps read and the operator's admin API."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ from relay.edge import send_error
 from relay.errors import ProxyError
 from relay.runtime import Runtime
 
+from .admin import admin_routes
+from .billing import billing_routes
 from .forward import Forward
 from .health import health_routes
 from .models import Models
+from .responses import KeptResponses
 from .table import ROWS, canonical_path
 
 
@@ -71,12 +75,16 @@ class Dispatch:
         await app(scope, receive, send)
 
 
+# Rows served by a handler of their own (lists and kept answers); the rest are forwarded.
+_HANDLERS = {("GET", "models"): Models, ("GET", "responses"): KeptResponses}
+
+
 def route_table(rt: Runtime) -> list[Route]:
     routes = [
-        DialectRoute(row.path, (Models if row.endpoint == "models" else Forward)(row, rt), methods=[row.method])
+        DialectRoute(row.path, _HANDLERS.get((row.method, row.endpoint), Forward)(row, rt), methods=[row.method])
         for row in ROWS
     ]
-    return routes + health_routes(rt, DialectRoute)
+    return routes + health_routes(rt, DialectRoute) + billing_routes(rt, DialectRoute) + admin_routes(rt)
 
 
 async def not_found(scope, receive, send) -> None:

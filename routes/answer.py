@@ -17,7 +17,7 @@ from relay.alarms import Alarm, Alarms
 from relay.dialects import Dialect
 from relay.errors import ProxyError
 from relay.records import Call
-from relay.streams import JsonArray
+from relay.streams import ArrayFraming
 from relay.transport import header, raise_as_httpx
 from relay.upstream import reader
 
@@ -83,7 +83,7 @@ class Answer:
             extra = [(k.encode(), v.encode()) for k, v in err.headers.items()]
             await self.whole(err.status, JSON + extra, dialect.render_error(err))
         elif self.sse and not self.call.finished:
-            await self.body(dialect.error_event(err), more=False)
+            await self.body(dialect.error_event(err, 0), more=False)  # after pings, no event
         # else: a started body of another kind cannot carry an error; left unfinished, the
         # server cuts the connection, and the client sees an incomplete answer
 
@@ -274,7 +274,7 @@ def _stream_headers(response: httpx.Response, pipe, secrets: list[str]) -> list:
     hdrs = header_rules.downstream(response.headers.raw, secrets)
     if pipe.sse:
         return [h for h in hdrs if h[0] not in (b"content-type", b"cache-control")] + SSE_HEADERS
-    if isinstance(pipe, JsonArray):
+    if isinstance(pipe, ArrayFraming):
         return [h for h in hdrs if h[0] != b"content-type"] + JSON
     length = header(response.headers, b"content-length")
     if length is not None:

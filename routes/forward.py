@@ -14,19 +14,21 @@ import hashlib
 import httpx
 import orjson
 
-from relay import bodies, errors, headers as header_rules, shapes
+from relay import bodies, errors, headers as header_rules, shapes, stored
 from relay.auth import Caller, check_model, find_key
 from relay.config import Channel
 from relay.dialects import Dialect
 from relay.dialects.translation import Translation, between
-from relay.admission import STORE_DOWN, refusal, token_ask
+from relay.admission import refusal, store_down, token_ask
 from relay.edge import client_ip, header_map
 from relay.errors import ProxyError, UpstreamFailure, redact, upstream_message
+from relay import intake
+from relay.intake import ClientGone
 from relay.planner import Attempt
 from relay.records import Call
 from relay.runtime import Runtime
 from relay.state import Ask, StoreUnavailable
-from relay.streams import Events, JsonArray, Raw, Translated
+from relay.streams import Events, JsonArray, Raw, Translated, TranslatedArray
 from relay.transport import header
 from relay.upstream import url as upstream_url
 from relay.usage import Meter, Usage, answer_chars, estimate_tokens, request_chars
@@ -37,10 +39,6 @@ from .table import COUNT, GENERATE, Row
 # The key's own failures: it rests (fleet-wide), the next candidate is tried.
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
 _ERROR_BODY_LIMIT = 64 * 1024
-
-
-class ClientGone(Exception):
-    pass
 
 
 class Forward:
@@ -73,9 +71,19 @@ class Forward:
             self._describe(call, caller)
             if caller.passthrough and rt.config.passthrough_rpm_per_ip is not None:
                 await self._admit_address(call, dialect)
-            body = await self._read_body(receive, headers)
-            watcher = Watcher(receive, call, task, rt.alarms)
-            await self.serve(scope, headers, caller, body, answer)
+            if caller.passthrough and self.row.model_from and intake.streams(headers):
+                watchers = []
+                body = intake.Streamed(rt.intake, receive, headers,
+                                       lambda: watchers.append(Watcher(receive, call, task, rt.alarms)))
+                try:
+                    await self.serve_streamed(scope, body, answer)
+                finally:
+                    body.close()
+                    watcher = watchers[0] if watchers else None
+            else:
+                async with rt.intake.body(receive, headers) as body:  # counted until the request is over
+                    watcher = Watcher(receive, call, task, rt.alarms)
+                    await self.serve(scope, headers, caller, body, answer)
         except ProxyError as err:
             await answer.error(dialect, err)
         except ClientGone:
@@ -104,7 +112,7 @@ class Forward:
         try:
             admission = await rt.fleet.admit(ask)
         except StoreUnavailable:
-            raise STORE_DOWN from None
+            raise store_down() from None
         if not admission.ok:
             raise refusal(admission, caller.token, dialect)
         call.admitted = True
@@ -116,7 +124,7 @@ class Forward:
         try:
             admission = await self.rt.fleet.admit(ask)
         except StoreUnavailable:
-            raise STORE_DOWN from None
+            raise store_down() from None
         if not admission.ok:
             raise refusal(admission, None, dialect)
 
@@ -128,24 +136,6 @@ class Forward:
             call.token = caller.token
             call.group = caller.group.name
             call.multiplier = caller.group.multiplier
-
-    async def _read_body(self, receive, headers: dict[str, str]) -> bytes:
-        limit = self.proxy.max_body_bytes
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _too_large(limit)
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise ClientGone()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _too_large(limit)
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     def _model(self, scope, headers: dict[str, str], body: bytes) -> tuple[dict | None, str]:
         source = self.row.model_from
@@ -198,6 +188,14 @@ class Forward:
             if not tiers:
                 await self._estimate_count(payload, answer)  # no channel for this model can count
                 return
+        kept = None
+        if row.keeps and not caller.passthrough and isinstance(previous := payload.get("previous_response_id"), str):
+            kept = stored.load(await self._fleet_call(rt.fleet.get_response(caller.token.name, previous)))
+            if kept is None:  # perhaps an upstream that keeps answers itself knows it
+                tiers = tuple(t for t in (tuple(c for c in tier if c.serves(row.dialect)) for tier in tiers) if t)
+                if not tiers:
+                    raise stored.not_found(previous)
+        keep = row.keeps and not caller.passthrough and payload.get("store") is not False
         streaming = self._streaming(payload)
         call.stream = streaming
         client_sse = streaming and row.dialect.client_sse(scope["query_string"])
@@ -216,7 +214,11 @@ class Forward:
                 call.secrets.append(attempt.key)
             call.upstream_model = channel.upstream_model(model)
             translation = None if channel.serves(row.dialect) else between(row.dialect, channel.dialect)
-            request, drop_usage_chunk, chat = self._request(scope, attempt, caller, payload, body, model,
+            sent, sent_body = payload, body
+            if kept is not None:  # the kept conversation goes first
+                sent = stored.continued(payload, kept, native=translation is None)
+                sent_body = orjson.dumps(sent) if translation is None else body
+            request, drop_usage_chunk, chat = self._request(scope, attempt, caller, sent, sent_body, model,
                                                             translation, streaming)
             try:
                 if client_sse:
@@ -244,21 +246,84 @@ class Forward:
             try:
                 call.billable = True  # an upstream answered: what it sends on is used, even if cut short
                 meter = channel.dialect.meter()
-                pipe = self._pipe(response, channel, translation, payload, chat, model, drop_usage_chunk,
+                pipe = self._pipe(response, channel, translation, sent, chat, model, drop_usage_chunk,
                                   client_sse, meter, call)
                 if pipe is None:
-                    await self._whole(response, translation, meter, model, payload, answer)
-                    return
-                try:
-                    await stream(response, pipe, answer, rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
-                finally:
-                    _meter_stream(call, meter, payload)
+                    shown = await self._whole(response, translation, meter, model, sent, answer)
+                else:
+                    try:
+                        await stream(response, pipe, answer, rt.alarms, self.proxy.keepalive_s,
+                                     self.proxy.idle_timeout_s)
+                    finally:
+                        _meter_stream(call, meter, sent)
+                    shown = pipe.final() if pipe.complete and not pipe.failed else None
             finally:
                 await response.aclose()
+            if keep and isinstance(shown, dict) and isinstance(shown.get("id"), str):
+                await self._keep(caller, sent, shown, native=translation is None)
             return
         if failure is None:
             failure = ProxyError(503, f"No upstream could serve the model '{model}'", code="no_upstream")
         await answer.error(row.dialect, failure)
+
+    async def serve_streamed(self, scope, body: intake.Streamed, answer: Answer) -> None:
+        """A passthrough request with a large body (its own provider key): sent to the official
+        API as the body arrives, never held whole. Nothing in it needs reading but what the
+        record shows, taken from its first chunk."""
+        row, rt, call = self.row, self.rt, answer.call
+        channel = rt.passthrough[row.dialect.family]
+        first = await body.first()
+        if row.model_from == "path":
+            model = bodies.checked_model(scope["path_params"]["model"])
+        elif row.model_from == "form":
+            model = bodies.sniff_form_model(first, _content_type(scope))
+        else:
+            model = bodies.sniff_model(first)
+        call.model = model
+        streaming = row.streams == "always" or row.streams == "flag" and bodies.sniff_stream(first)
+        call.stream = streaming
+        client_sse = streaming and row.dialect.client_sse(scope["query_string"])
+        query = row.dialect.upstream_query(row.endpoint, scope["query_string"])
+        target = upstream_url(channel, row.endpoint, model or "", query, False, self.token_prefix)
+        hdrs = header_rules.upstream(scope["headers"], channel, None, self.token_prefix)
+        request = rt.upstream.streaming_request(row.method, target, hdrs, body, body.length)
+        call.attempts, call.channel = 1, channel.name
+        try:
+            response = await (self._open_with_pings(request, answer) if client_sse else rt.upstream.send(request))
+        except (httpx.TransportError, TimeoutError) as exc:
+            if isinstance(body.failure, (ProxyError, ClientGone)):
+                raise body.failure from None  # the client's side failed first: that is what it hears
+            raise unreachable(exc, channel, "", call.request_id) from None
+        rt.metrics.attempt(channel.name, response.status_code)
+        try:
+            if response.status_code >= 400:
+                failure, _ = await self._failure(response, Attempt(channel, 0), None, call)
+                await answer.error(row.dialect, failure)
+                return
+            call.billable = True
+            meter = channel.dialect.meter()
+            pipe = self._pipe(response, channel, None, None, None, model or "", False, client_sse, meter, call)
+            if pipe is None:
+                await self._whole(response, None, meter, model or "", None, answer)
+            else:
+                await stream(response, pipe, answer, rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
+                call.usage = meter.usage
+        finally:
+            await response.aclose()
+
+    async def _fleet_call(self, awaitable):
+        try:
+            return await awaitable
+        except StoreUnavailable:
+            raise store_down() from None
+
+    async def _keep(self, caller: Caller, sent: dict, response: dict, native: bool) -> None:
+        """Keeps a Responses answer for `previous_response_id`; a store that fails costs only that."""
+        try:
+            await self.rt.fleet.put_response(caller.token.name, response["id"], stored.record(sent, response, native),
+                                             self.rt.config.state.responses_ttl_h * 3600)
+        except StoreUnavailable:
+            log.warning("the state store could not keep response %s", response["id"])
 
     def _counts_upstream(self, channel: Channel) -> bool:
         """Whether `channel` counts tokens itself (natively, or at its own counting endpoint)."""
@@ -317,6 +382,8 @@ class Forward:
                     endpoint, translated = counting.endpoint, counting.request_from_chat(chat, upstream_model)
                 else:
                     endpoint, translated = translation.endpoint(chat), translation.request(chat, upstream_model)
+                    if channel.auto_cache and channel.dialect.auto_cache is not None:
+                        translated = channel.dialect.auto_cache(translated)
                 if not channel.stream_usage:
                     translated.pop("stream_options", None)
                 content = orjson.dumps(translated)
@@ -325,7 +392,7 @@ class Forward:
                 # converters added to that outgrew 64 bits.
                 raise ProxyError(400, "The request is nested too deeply, or holds too large a number, to be "
                                       "translated", code="untranslatable") from None
-            query = b"alt=sse" if endpoint == "streamGenerateContent" else b""
+            query = channel.dialect.upstream_query(endpoint, b"")
         else:
             endpoint = row.endpoint
             content = body
@@ -345,8 +412,7 @@ class Forward:
                     raise _TOO_DEEP
             elif row.model_from == "form" and upstream_model != model:
                 content = bodies.replace_form_model(body, _content_type(scope), upstream_model)
-            if endpoint == "streamGenerateContent" and b"alt=sse" not in query:
-                query = query + b"&alt=sse" if query else b"alt=sse"
+            query = channel.dialect.upstream_query(endpoint, query)
         target = upstream_url(channel, endpoint, upstream_model, query, relay, self.token_prefix)
         hdrs = header_rules.upstream(scope["headers"], channel, attempt.key if relay else None, self.token_prefix)
         if translation is not None:
@@ -407,7 +473,8 @@ class Forward:
         ctype = header(response.headers, b"content-type") or ""
         if ctype.startswith("text/event-stream"):
             if translation is not None:
-                return Translated(channel.dialect, dialect, meter, translation.stream(payload, chat, model))
+                pipe = Translated if client_sse else TranslatedArray
+                return pipe(channel.dialect, dialect, meter, translation.stream(payload, chat, model))
             if not client_sse:
                 return JsonArray(dialect, meter, call.scrub_bytes)
             expect = drop_usage_chunk or dialect.asks_usage(payload)
@@ -417,7 +484,8 @@ class Forward:
         return Raw()
 
     async def _whole(self, response: httpx.Response, translation: Translation | None, meter: Meter, model: str,
-                     payload, answer: Answer) -> None:
+                     payload, answer: Answer) -> dict | None:
+        """Sends a whole answer on; returns it as the client sees it, parsed (None if not JSON)."""
         call = answer.call
         try:
             data = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s)
@@ -431,11 +499,12 @@ class Forward:
             meter.answer(parsed)
             if translation is not None:
                 try:
-                    data = orjson.dumps(self._translated_answer(translation, parsed, model, payload))
+                    parsed = self._translated_answer(translation, parsed, model, payload)
+                    data = orjson.dumps(parsed)
                 except (RecursionError, orjson.JSONEncodeError):  # parsers read 1024 levels, orjson writes 254
                     raise ProxyError(502, "The answer is nested too deeply to be translated",
                                      code="bad_upstream_answer") from None
-            elif "error" in parsed:
+            elif parsed.get("error"):
                 data = call.scrub_bytes(data)  # an error under a 200 may quote the key it was sent
         elif translation is not None:
             raise ProxyError(502, "The upstream answered with a body that is not JSON", code="bad_upstream_answer")
@@ -444,6 +513,7 @@ class Forward:
         _meter_answer(call, meter, payload, parsed, self.row.does == GENERATE)
         out = JSON if translation is not None else header_rules.downstream(response.headers.raw, call.secrets)
         await answer.whole(response.status_code, out, data)
+        return parsed if isinstance(parsed, dict) and not parsed.get("error") else None
 
     def _translated_answer(self, translation: Translation, parsed: dict, model: str, payload) -> dict:
         if self.row.does != COUNT:
@@ -455,11 +525,6 @@ class Forward:
 
 
 _TOO_DEEP = ProxyError(400, "The request is nested too deeply to be forwarded", code="too_deep")
-
-
-def _too_large(limit: int) -> ProxyError:
-    return ProxyError(413, f"Request body is larger than the {limit / (1024 * 1024):g} MB limit",
-                      code="request_too_large")
 
 
 def unreachable(exc: Exception, channel: Channel, key: str, request_id: str = "") -> ProxyError:

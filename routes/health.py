@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from relay.auth import bearer_matches, key_digests
 from relay.dialects import OPENAI
 from relay.errors import ProxyError
 from relay.runtime import Runtime
@@ -19,8 +17,7 @@ _NEEDS_KEY = ProxyError(401, "/metrics needs 'Authorization: Bearer <key>' with 
 
 def health_routes(rt: Runtime, route: type[Route] = Route) -> list[Route]:
     admin = rt.config.admin
-    # Digests, so that comparing takes as long whatever the length of the key presented.
-    allowed = tuple(hashlib.sha256(k.encode()).digest() for k in (admin.key, admin.metrics_key) if k)
+    allowed = key_digests(admin.key, admin.metrics_key)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -28,12 +25,16 @@ def health_routes(rt: Runtime, route: type[Route] = Route) -> list[Route]:
     async def readyz(request: Request) -> JSONResponse:
         if rt.draining:
             return JSONResponse({"status": "draining"}, status_code=503)
+        if rt.fleet.closed_and_down:
+            # on_outage = "closed" and the store is down: every token request would get a 503,
+            # so the load balancer should send traffic to a replica that still reaches it.
+            return JSONResponse({"status": "state store unavailable"}, status_code=503)
         return JSONResponse({"status": "ready", "channels": len(rt.config.channels),
                              "passthrough": sorted(rt.config.passthrough)})
 
     async def metrics(request: Request) -> Response:
         """Open when the config sets no key (SPEC §9); else only for a bearer of one."""
-        if allowed and not _bearer_of(request.headers.get("authorization"), allowed):
+        if allowed and not bearer_matches(request.headers.get("authorization"), allowed):
             return Response(OPENAI.render_error(_NEEDS_KEY), status_code=401, media_type="application/json",
                             headers={"www-authenticate": "Bearer"})
         return Response(rt.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
@@ -43,14 +44,3 @@ def health_routes(rt: Runtime, route: type[Route] = Route) -> list[Route]:
         route("/readyz", readyz, methods=["GET"]),
         route("/metrics", metrics, methods=["GET"]),
     ]
-
-
-def _bearer_of(authorization: str | None, allowed: tuple[bytes, ...]) -> bool:
-    scheme, _, key = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not key:
-        return False
-    given = hashlib.sha256(key.encode()).digest()
-    found = False
-    for digest in allowed:  # every one compared, in constant time: no early answer to time
-        found |= hmac.compare_digest(digest, given)
-    return found

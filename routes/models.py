@@ -62,10 +62,15 @@ class Models(Forward):
         return channel.serves(dialect) or between(dialect, channel.dialect) is not None
 
     async def _passthrough(self, scope, dialect: Dialect, model: str | None, answer: Answer) -> None:
+        await self.passthrough_get(scope, dialect, dialect.models_path + (f"/{quote(model, safe='')}" if model else ""),
+                                   answer)
+
+    async def passthrough_get(self, scope, dialect: Dialect, path: str, answer: Answer) -> None:
+        """A GET with the client's own provider key, passed to the official API as it is."""
         channel = self.rt.passthrough.get(dialect.family)
         if channel is None:
             raise ProxyError(401, f"No-login passthrough is off for {dialect.name} requests")
-        target = channel.base_url + dialect.models_path + (f"/{quote(model, safe='')}" if model else "")
+        target = channel.base_url + path
         prefix = self.proxy.token_prefix.encode()
         query = forwarded_query(scope["query_string"], False, prefix)
         if query:

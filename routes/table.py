@@ -24,6 +24,7 @@ class Row:
     endpoint: str
     streams: str = ""  # "flag": the JSON body's `stream` says whether the answer streams; "always"
     does: str = ""  # GENERATE or COUNT: what a channel of another dialect can be asked to do
+    keeps: bool = False  # answers are kept for a later request to continue (`previous_response_id`)
 
 
 def _gemini(method: str, streams: str = "", does: str = "") -> Row:
@@ -33,7 +34,8 @@ def _gemini(method: str, streams: str = "", does: str = "") -> Row:
 ROWS: tuple[Row, ...] = (
     Row("POST", "/v1/chat/completions", OPENAI, "body", "chat/completions", "flag", GENERATE),
     Row("POST", "/v1/completions", OPENAI, "body", "completions", "flag"),
-    Row("POST", "/v1/responses", RESPONSES, "body", "responses", "flag", GENERATE),
+    Row("POST", "/v1/responses", RESPONSES, "body", "responses", "flag", GENERATE, keeps=True),
+    Row("GET", "/v1/responses/{response_id}", RESPONSES, "", "responses"),
     Row("POST", "/v1/embeddings", OPENAI, "body", "embeddings"),
     Row("POST", "/v1/moderations", OPENAI, "body", "moderations"),
     Row("POST", "/v1/images/generations", OPENAI, "body", "images/generations", "flag"),
@@ -56,13 +58,17 @@ ROWS: tuple[Row, ...] = (
 
 # Paths a client may reach us on besides the canonical ones (SPEC §4, "Base URLs").
 _ENDPOINT_TAILS = ("/chat/completions", "/completions", "/responses", "/messages", "/embeddings")
-_STATIC = frozenset(row.path for row in ROWS if "{" not in row.path) | {"/healthz", "/readyz", "/metrics"}
+# OpenAI's old billing paths, which apps (NextChat) call with the user's key to show a balance.
+BILLING_PATHS = ("/v1/dashboard/billing/subscription", "/v1/dashboard/billing/usage")
+_STATIC = (frozenset(row.path for row in ROWS if "{" not in row.path) | {"/healthz", "/readyz", "/metrics"}
+           | frozenset(BILLING_PATHS))
+ADMIN = "/admin"  # the operator's API lives at its own paths: no base-URL spellings
 
 
 def canonical_path(path: str) -> str:
     """`/chat/completions`, `/v1/v1/chat/completions`, `/v1/v1beta/models/x:generateContent`...
     -> the path of the table."""
-    if path in _STATIC:
+    if path in _STATIC or path == ADMIN or path.startswith(ADMIN + "/"):
         return path
     if len(path) > 1 and path.endswith("/"):
         path = path.rstrip("/") or "/"

@@ -1,4 +1,5 @@
-"""The fake upstream's OpenAI Responses answers: a message, or function calls, whole or as events.
+"""The fake upstream's OpenAI Responses answers: a message (after a reasoning summary when one is
+asked for), or function calls, whole or as events.
 
 Pure functions over the request body; shapes follow `openai.types.responses` (Response,
 ResponseOutputMessage, ResponseFunctionToolCall and the stream events). A request whose input ends
@@ -11,7 +12,7 @@ from __future__ import annotations
 import orjson
 
 from fake_script import tool_calls
-from fake_wire import CREATED, echo, fragments, pieces, text_of
+from fake_wire import CREATED, echo, fragments, json_text, pieces, text_of
 
 
 def _output_text(output: object) -> str:
@@ -34,15 +35,28 @@ def tool_outputs(items: object) -> list[str]:
     return out
 
 
-def answer_text(items: object) -> str:
-    """What the fake says: the tool outputs it received, or an echo of the last user message."""
-    if isinstance(items, str):
-        return echo(items)
+def answer_text(body: dict) -> str:
+    """What the fake says: the tool outputs it received, JSON for a `text.format` schema, or an
+    echo of the last user message."""
+    items = body.get("input")
     outputs = tool_outputs(items)
     if outputs:
         return "tool result: " + " ".join(outputs)
+    fmt = (body.get("text") or {}).get("format") or {}
+    if fmt.get("type") == "json_schema":
+        return json_text(fmt.get("schema") or {})
+    if isinstance(items, str):
+        return echo(items)
     user = next((m for m in reversed(items or []) if isinstance(m, dict) and m.get("role") == "user"), {})
     return echo(text_of(user.get("content"), ("input_text", "text")))
+
+
+def reasoning_item(body: dict, rid: str, text: str) -> list[dict]:
+    """The reasoning item a reasoning summary was asked for (`reasoning.summary`), else none."""
+    if not (body.get("reasoning") or {}).get("summary"):
+        return []
+    return [{"id": f"rs_{rid}", "type": "reasoning", "status": "completed",
+             "summary": [{"type": "summary_text", "text": f"thinking: {text}"}]}]
 
 
 def function_calls(body: dict, model: str, n: int) -> list[dict]:
@@ -102,10 +116,27 @@ def _call_events(index: int, item: dict) -> list[tuple[str, dict]]:
     ]
 
 
+def _reasoning_events(index: int, item: dict, chunks: int) -> list[tuple[str, dict]]:
+    part = item["summary"][0]
+    where = {"item_id": item["id"], "output_index": index, "summary_index": 0}
+    return [
+        ("response.output_item.added", {"output_index": index, "item": {**item, "status": "in_progress",
+                                                                        "summary": []}}),
+        ("response.reasoning_summary_part.added", {**where, "part": {**part, "text": ""}}),
+        *[("response.reasoning_summary_text.delta", {**where, "delta": p}) for p in pieces(part["text"], chunks)],
+        ("response.reasoning_summary_text.done", {**where, "text": part["text"]}),
+        ("response.reasoning_summary_part.done", {**where, "part": part}),
+        ("response.output_item.done", {"output_index": index, "item": item}),
+    ]
+
+
+_ITEM_EVENTS = {"function_call": lambda index, item, chunks: _call_events(index, item),
+                "reasoning": _reasoning_events, "message": _message_events}
+
+
 def stream_events(started: dict, final: dict, chunks: int) -> list[tuple[str, dict]]:
     """The (event type, data) sequence from response.created to the final state, without sequence numbers."""
     events = [("response.created", {"response": started}), ("response.in_progress", {"response": started})]
     for index, item in enumerate(final["output"]):
-        events += _call_events(index, item) if item["type"] == "function_call" else _message_events(index, item,
-                                                                                                     chunks)
+        events += _ITEM_EVENTS[item["type"]](index, item, chunks)
     return events + [(f"response.{final['status']}", {"response": final})]

@@ -37,7 +37,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fake_responses import answer_text, function_calls, message_item, response_object, stream_events
+import fake_cache
+from fake_responses import (
+    answer_text, function_calls, message_item, reasoning_item, response_object, stream_events,
+)
 from fake_script import tool_calls
 from fake_wire import (
     AZURE_FILTER, CREATED, DONE, GEMINI_MODELS, MODERATION_CATEGORIES, OPENAI_MODELS, O_SERIES, PNG, SPEECH_TYPES,
@@ -258,7 +261,9 @@ def reasoning_style(model: str, body: dict) -> str | None:
 
 def chat_text(body: dict, last: dict) -> str:
     if last.get("role") == "tool":
-        return f"tool result: {text_of(last.get('content'))}"
+        # Every result of the last turn's calls: they are the tool messages at the end.
+        results = list(itertools.takewhile(lambda m: m.get("role") == "tool", reversed(body["messages"])))
+        return "tool result: " + " ".join(text_of(m.get("content")) for m in reversed(results))
     user = next((m for m in reversed(body["messages"]) if m.get("role") == "user"), {})
     format_ = body.get("response_format") or {}
     if format_.get("type") == "json_schema":
@@ -382,9 +387,9 @@ async def responses(call: Call) -> Response:
     usage = call.usage(4 if O_SERIES.match(model) or body.get("reasoning") else 0)
     n = next_id()
     status = "incomplete" if call.finish else "completed"
-    output = function_calls(body, model, n)
-    if not output:
-        output = [message_item(f"msg_{n}", call.text(answer_text(body.get("input"))), status)]
+    text = call.text(answer_text(body))
+    output = reasoning_item(body, str(n), text) + (function_calls(body, model, n)
+                                                   or [message_item(f"msg_{n}", text, status)])
     final = response_object(body, model, f"resp_{n}", status, output, usage.responses(), call.finish)
     if not body.get("stream"):
         return json_response(final)
@@ -489,6 +494,12 @@ async def azure(call: Call) -> Response:
 
 # ---- Anthropic ---------------------------------------------------------------------------------
 
+def anthropic_schema(body: dict) -> dict | None:
+    """The JSON schema of structured outputs (`output_config.format`, formerly `output_format`)."""
+    fmt = (body.get("output_config") or {}).get("format") or body.get("output_format")
+    return fmt.get("schema") if isinstance(fmt, dict) and fmt.get("type") == "json_schema" else None
+
+
 def anthropic_blocks(call: Call, body: dict) -> tuple[list[dict], str]:
     """The content blocks of the answer and its natural stop reason."""
     last_user = next(m for m in reversed(body["messages"]) if m["role"] == "user")
@@ -496,6 +507,8 @@ def anthropic_blocks(call: Call, body: dict) -> tuple[list[dict], str]:
     results = [b for b in content if b.get("type") == "tool_result"]
     if results:
         text = "tool result: " + " ".join(text_of(r.get("content"), ("text",)) for r in results)
+    elif (schema := anthropic_schema(body)) is not None:
+        text = json_text(schema)
     else:
         text = echo(text_of(last_user["content"], ("text",)))
     text = call.text(text)
@@ -527,6 +540,10 @@ async def messages(call: Call) -> Response:
     stop = call.finish or stop
     thinking = any(b["type"] == "thinking" for b in blocks)
     usage = call.usage(4 if thinking else 0)
+    cached = fake_cache.usage(body) if call.header("x-fake-usage") is None else None
+    if cached is not None:  # the prompt marks cache breakpoints: the fake's prompt cache counts
+        fresh, read, written = cached
+        usage = Usage(fresh + read + written, usage.completion, read, usage.reasoning, written)
     message = {"id": f"msg_{next_id()}", "type": "message", "role": "assistant", "model": body["model"],
                "content": blocks, "stop_reason": stop,
                "stop_sequence": (body.get("stop_sequences") or ["STOP"])[0] if stop == "stop_sequence" else None,

@@ -116,6 +116,7 @@ class Usage:
     completion: int
     cached: int
     reasoning: int
+    written: int = 0  # Anthropic cache writes (part of prompt)
 
     @classmethod
     def parse(cls, header: str | None, reasoning_default: int = 0) -> Usage:
@@ -141,21 +142,29 @@ class Usage:
     def responses(self) -> dict:
         return {
             "input_tokens": self.prompt,
-            "input_tokens_details": {"cached_tokens": self.cached},
+            "input_tokens_details": {"cached_tokens": self.cached, "cache_write_tokens": 0},
             "output_tokens": self.completion,
             "output_tokens_details": {"reasoning_tokens": self.reasoning},
             "total_tokens": self.prompt + self.completion,
         }
 
     def anthropic(self, output_tokens: int | None = None) -> dict:
-        return {
-            "input_tokens": self.prompt - self.cached,
-            "cache_creation_input_tokens": 0,
+        """Usage of a message; `output_tokens` for a stream's message_start, before any thinking."""
+        out: dict = {
+            "input_tokens": self.prompt - self.cached - self.written,
+            "cache_creation_input_tokens": self.written,
             "cache_read_input_tokens": self.cached,
-            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+            "cache_creation": {"ephemeral_5m_input_tokens": self.written, "ephemeral_1h_input_tokens": 0},
             "output_tokens": self.completion if output_tokens is None else output_tokens,
             "service_tier": "standard",
         }
+        if output_tokens is None:
+            out.update(self.anthropic_thinking())
+        return out
+
+    def anthropic_thinking(self) -> dict:
+        # Anthropic reports the thinking inside output_tokens as output_tokens_details.thinking_tokens.
+        return {"output_tokens_details": {"thinking_tokens": self.reasoning}} if self.reasoning else {}
 
     def gemini(self, final: bool = True) -> dict:
         out: dict = {"promptTokenCount": self.prompt}
@@ -401,8 +410,8 @@ def anthropic_events(message: dict, usage: Usage, chunks: int) -> list[bytes]:
                 for d in deltas]
         out.append(sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
     delta = {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]}
-    out.append(sse({"type": "message_delta", "delta": delta, "usage": {"output_tokens": usage.completion}},
-                   "message_delta"))
+    final = {"output_tokens": usage.completion, **usage.anthropic_thinking()}
+    out.append(sse({"type": "message_delta", "delta": delta, "usage": final}, "message_delta"))
     out.append(sse({"type": "message_stop"}, "message_stop"))
     return out
 
@@ -606,6 +615,19 @@ def _check_thinking(body: dict, count_only: bool) -> None:
         raise ApiError(400, f"`top_k` must be unset when thinking is enabled. {docs}")
     if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
         raise ApiError(400, "Thinking may not be enabled when tool_choice forces tool use.")
+    messages = body["messages"]
+    last = messages[-1] if len(messages) > 1 else {}
+    if last.get("role") == "user" and _tool_ids(last, "tool_result", "tool_use_id"):
+        # The turn that called the tools must give back its (signed) thinking first.
+        called = messages[-2].get("content")
+        first = called[0] if isinstance(called, list) and called else {}
+        if first.get("type") not in ("thinking", "redacted_thinking"):
+            raise ApiError(400, f"messages.{len(messages) - 2}.content.0.type: Expected `thinking` or "
+                                f"`redacted_thinking`, but found `{first.get('type')}`. When `thinking` is enabled, "
+                                "a final `assistant` message must start with a thinking block (preceeding the "
+                                f"lastmost set of `tool_use` and `tool_result` blocks). {docs}")
+        if first.get("type") == "thinking" and not str(first.get("signature") or "").startswith("sig-"):
+            raise ApiError(400, f"messages.{len(messages) - 2}.content.0: Invalid `signature` in `thinking` block")
 
 
 def camel(name: str) -> str:
@@ -660,8 +682,15 @@ def check_gemini(raw_body: dict) -> None:
     if not contents:
         raise ApiError(400, "* GenerateContentRequest.contents: contents is not specified\n")
     declared = {name for name, _ in gemini_declarations(body.get("tools"))}
+    calls = 0  # function calls of the last model turn
     for i, content in enumerate(contents):
         content = camel_keys(content)
+        parts = [camel_keys(p) for p in content.get("parts") or []]
+        answers = sum(1 for p in parts if p.get("functionResponse") is not None)
+        if answers and answers != calls:
+            raise ApiError(400, "Please ensure that the number of function response parts is equal to the number "
+                                "of function call parts of the function call turn.")
+        calls = sum(1 for p in parts if p.get("functionCall") is not None)
         if content.get("role", "user") not in ("user", "model"):
             raise ApiError(400, "Please use a valid role: user, model.")
         if not content.get("parts"):

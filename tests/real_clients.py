@@ -49,7 +49,7 @@ CLIENTS_DIR = servers.ROOT / "tests" / "clients"
 TOKEN = "sk-ax-real-clients"
 PROMPT = "Run the shell command you are asked for with your shell tool, then report its output."
 CHANNELS = {  # type -> (the channel's TOML lines, the model family it serves)
-    "openai": ('type = "openai"\nbase_url = "{up}/v1"', "gpt-5"),
+    "openai": ('type = "openai"\nbase_url = "{up}/v1"\nresponses = true', "gpt-5"),
     "chat": ('type = "openai"\nbase_url = "{up}/v1"\nresponses = false', "deepseek-chat"),
     "anthropic": ('type = "anthropic"\nbase_url = "{up}"', "claude-sonnet"),
     "gemini": ('type = "gemini"\nbase_url = "{up}"', "gemini-2.5-flash"),

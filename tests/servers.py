@@ -90,10 +90,10 @@ def fake_upstream(log_dir: Path | None = None) -> Server:
 
 
 def proxy(config_text: str, tmp_path: Path, env: dict[str, str] | None = None, ready: bool = True,
-          access_log: bool = False) -> Server:
+          access_log: bool = False, http: str = "httptools") -> Server:
     config = tmp_path / f"upstreams-{time.monotonic_ns()}.toml"
     config.write_text(config_text)
-    args = [*UVICORN, "app:app", "--loop", "uvloop", "--http", "httptools", "--log-level", "info"]
+    args = [*UVICORN, "app:app", "--loop", "uvloop", "--http", http, "--log-level", "info"]
     if not access_log:
         args.append("--no-access-log")
     server = Server(args, env={"AURAX_CONFIG": str(config), **(env or {})}, log_dir=tmp_path, name="proxy")

@@ -233,7 +233,7 @@ class FailingPipe:
     def fail(self, err) -> bytes:
         from relay.dialects import OPENAI
 
-        return OPENAI.error_event(err)
+        return OPENAI.error_event(err, 0)
 
 
 def test_an_oserror_of_the_proxys_own_is_a_stream_error_not_an_upstream_cut(caplog):

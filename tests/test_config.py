@@ -32,6 +32,7 @@ def test_shipped_config_loads_with_no_secrets():
     assert config.channels == ()
     assert config.tokens == ()
     assert config.proxy.signing_secret is None
+    assert config.admin.key is None  # no admin API
     # one warning per left-out channel or token
     assert len(config.warnings) == 8
     assert all("left out" in w for w in config.warnings)
@@ -39,7 +40,8 @@ def test_shipped_config_loads_with_no_secrets():
 
 def test_shipped_config_with_keys_set():
     config = load(str(ROOT / "upstreams.toml"), env={"OPENAI_API_KEY": "sk-1", "ANTHROPIC_API_KEY": "a",
-                                                    "AURAX_DEMO_TOKEN": "sk-ax-demo"})
+                                                    "AURAX_DEMO_TOKEN": "sk-ax-demo", "AURAX_ADMIN_KEY": "adm"})
+    assert config.admin.key == "adm"
     names = [c.name for c in config.channels]
     assert names == ["openai", "anthropic"]
     openai = config.channels[0]

@@ -8,8 +8,11 @@ import base64
 import collections
 import json
 import re
+import os
 import signal
 import socket
+import subprocess
+import sys
 import time
 
 import aiohttp
@@ -402,6 +405,53 @@ def test_sigterm_lets_open_streams_finish_then_exits_0(upstream, ports, tmp_path
     assert text.endswith("drain me")
     assert proxy.proc.wait(timeout=10) == 0
     proxy.stop()
+
+
+def test_what_an_orchestrator_sees_after_sigterm(upstream, ports, tmp_path):
+    """README, Operations: no /readyz 503 while draining; idle connections close, new ones are refused.
+
+    uvicorn binds its own socket here, as in the image: with an inherited one (`--fd`, which
+    servers.Server uses) the listener stays open until the process exits."""
+    config = tmp_path / "upstreams.toml"
+    config.write_text(config_text(upstream, ports))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    out = open(tmp_path / "out", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "app:app", "--host", "127.0.0.1", "--port", str(port),
+                             "--loop", "uvloop", "--http", "httptools"], cwd=servers.ROOT, stdout=out,
+                            stderr=subprocess.STDOUT, env={**os.environ, "AURAX_CONFIG": str(config)})
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                idle = socket.create_connection(("127.0.0.1", port), timeout=5)
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, (tmp_path / "out").read_text()
+                time.sleep(0.05)
+        idle.sendall(b"GET /readyz HTTP/1.1\r\nhost: proxy\r\n\r\n")
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):  # the whole answer (a JSON object)
+            answer += idle.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 200")  # the connection is kept alive for the next probe
+        with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", timeout=20,
+                          headers={"authorization": "Bearer sk-ax-alice", "x-fake-chunks": "6", "x-fake-gap-ms": "150"},
+                          json={"model": "m-500", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+                          ) as response:
+            lines = response.iter_lines()
+            assert next(lines).startswith("data: ")
+            proc.send_signal(signal.SIGTERM)
+            assert idle.recv(65536) == b""  # the kept-alive connection is closed, with no 503 on it
+            with pytest.raises(ConnectionRefusedError):  # and the listener is gone
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            assert [line for line in lines if line][-1] == "data: [DONE]"  # the open stream finishes
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        out.close()
 
 
 def test_sigterm_ends_streams_that_outlast_the_grace_period(upstream, ports, tmp_path):

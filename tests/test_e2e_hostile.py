@@ -20,7 +20,8 @@ def channel_key(mode: str) -> str:
 
 
 def config(up: str) -> str:
-    lines = ['[groups.default]', 'multiplier = 2',
+    lines = ['[passthrough]', f'openai = "{up}/v1"', f'anthropic = "{up}"', f'gemini = "{up}"',
+             '[groups.default]', 'multiplier = 2',
              '[[tokens]]', 'name = "mallory"', 'key = "sk-ax-mallory-token"', 'group = "default"',
              '[prices]', '"*" = { input = 1, output = 2 }']
     for short, kind in DIALECT_TYPES.items():
@@ -151,3 +152,18 @@ def test_a_translated_answer_without_trustworthy_usage_is_estimated(proxy, mode)
     assert response.json()["usage"]["output_tokens"] >= 0
     record = servers.usage_record(proxy, response.headers["x-request-id"])
     assert record["estimated"] is True and record["usage"]["output_tokens"] > 0
+
+
+@pytest.mark.parametrize("client", ["openai", "anthropic", "gemini"])
+def test_a_passthrough_key_of_any_shape_and_its_masked_echo_are_redacted(proxy, client):
+    """The client's own key, in no known provider's shape, quoted back masked by the upstream."""
+    key = "masked:zq7-Weird_Key.Shape-91xa4kq2"
+    request = ask(proxy, client, "any-model", stream=False)
+    for name in ("authorization", "x-api-key", "x-goog-api-key"):
+        if name in request.headers:
+            request.headers[name] = f"Bearer {key}" if name == "authorization" else key
+    response = send(request)
+    assert response.status_code == 401
+    assert "zq7-" not in response.text and "4kq2" not in response.text and "redacted" in response.text
+    record = servers.usage_record(proxy, response.headers["x-request-id"])
+    assert "4kq2" not in orjson.dumps(record).decode()

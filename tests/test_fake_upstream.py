@@ -160,6 +160,17 @@ def test_chat_tool_result_and_json_schema(base):
         client.chat.completions.create(model="gpt-4o", messages=[messages[0], messages[2]])
 
 
+def test_chat_quotes_every_result_of_the_last_calls(base):
+    calls = [{"id": f"call_{i}", "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+             for i in (1, 2)]
+    answer = oai(base).chat.completions.create(model="gpt-4o", tools=[{"type": "function", "function": {"name": "weather"}}],
+                                               messages=[{"role": "user", "content": "weather?"},
+                                                         {"role": "assistant", "tool_calls": calls},
+                                                         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+                                                         {"role": "tool", "tool_call_id": "call_2", "content": "rain"}])
+    assert answer.choices[0].message.content == "tool result: sunny rain"
+
+
 def test_chat_deepseek_reasoning_stream(base):
     chunks = list(oai(base).chat.completions.create(
         model="deepseek-reasoner", messages=[{"role": "user", "content": "why"}], stream=True))
@@ -189,6 +200,22 @@ def test_completions_and_responses_stream(base):
                           "response.completed"]
     assert final.output_text == "echo: hello" and final.status == "completed"
     assert final.usage.output_tokens_details.reasoning_tokens == 4
+
+
+def test_responses_reasoning_summary_and_json_schema(base):
+    client = oai(base)
+    with client.responses.stream(model="o3-mini", input="hello", reasoning={"effort": "low", "summary": "auto"},
+                                 tools=[{"type": "function", "name": "weather", "parameters": WEATHER}]) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_response()
+    reasoning, call = final.output
+    assert reasoning.type == "reasoning" and reasoning.summary[0].text == "thinking: echo: hello"
+    assert call.type == "function_call" and json.loads(call.arguments) == FILLED
+    assert kinds[2:4] == ["response.output_item.added", "response.reasoning_summary_part.added"]
+    shaped = client.responses.create(model="gpt-4o", input="x",
+                                     text={"format": {"type": "json_schema", "name": "w", "schema": WEATHER}})
+    assert json.loads(shaped.output_text) == FILLED and [item.type for item in shaped.output] == ["message"]
+    assert shaped.usage.input_tokens_details.cache_write_tokens == 0
 
 
 def test_embeddings_base64_default_and_float(base):
@@ -260,6 +287,38 @@ def test_anthropic_tool_result_and_count(base):
     assert count.input_tokens >= 1
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_structured_output_and_thinking_tokens(base, stream):
+    ask = {"model": "claude-sonnet-4-5", "max_tokens": 2048, "thinking": {"type": "enabled", "budget_tokens": 1024},
+           "output_config": {"format": {"type": "json_schema", "schema": WEATHER}},
+           "messages": [{"role": "user", "content": "weather?"}], "extra_headers": {"x-fake-usage": "30,9,12,3"}}
+    if stream:
+        with claude(base).messages.stream(**ask) as events:
+            answer = events.get_final_message()
+    else:
+        answer = claude(base).messages.create(**ask)
+    thinking, text = answer.content
+    assert thinking.type == "thinking" and json.loads(text.text) == FILLED
+    assert (answer.usage.output_tokens, answer.usage.output_tokens_details.thinking_tokens) == (9, 3)
+
+
+def test_anthropic_thinking_tool_loop_wants_the_signed_thinking_back(base):
+    use = {"type": "tool_use", "id": "toolu_1", "name": "w", "input": {}}
+    result = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "rain"}]}
+    ask = {"model": "claude-x", "max_tokens": 2048, "thinking": {"type": "enabled", "budget_tokens": 1024},
+           "tools": [{"name": "w", "input_schema": WEATHER}]}
+    client = claude(base)
+    for thinking, error in (([], "must start with a thinking block"),
+                            ([{"type": "thinking", "thinking": "t", "signature": "forged"}], "Invalid `signature`")):
+        with pytest.raises(anthropic.BadRequestError, match=error):
+            client.messages.create(**ask, messages=[{"role": "user", "content": "q"},
+                                                    {"role": "assistant", "content": thinking + [use]}, result])
+    signed = {"type": "thinking", "thinking": "t", "signature": "sig-1"}
+    answer = client.messages.create(**ask, messages=[{"role": "user", "content": "q"},
+                                                     {"role": "assistant", "content": [signed, use]}, result])
+    assert answer.content[-1].text == "tool result: rain"
+
+
 def test_anthropic_validation(base):
     client = claude(base)
     with pytest.raises(anthropic.BadRequestError, match="text content blocks must be non-empty"):
@@ -300,6 +359,20 @@ def test_gemini_sdk_stream(base):
     last = chunks[-1].usage_metadata
     assert (last.candidates_token_count, last.thoughts_token_count, last.cached_content_token_count) == (4, 2, 3)
     assert httpx.get(f"{base}/_received").json()[0]["query"] == "alt=sse"
+
+
+def test_gemini_function_responses_answer_every_call(base):
+    call = {"functionCall": {"name": "weather", "args": {}}}
+    answer = {"functionResponse": {"name": "weather", "response": {"output": "rain"}}}
+    body = {"contents": [{"role": "user", "parts": [{"text": "q"}]}, {"role": "model", "parts": [call, call]},
+                         {"role": "user", "parts": [answer]}],
+            "tools": [{"functionDeclarations": [{"name": "weather"}]}]}
+    url = f"{base}/v1beta/models/gemini-2.5-flash:generateContent"
+    bad = httpx.post(url, json=body, headers={"x-goog-api-key": "k"})
+    assert bad.status_code == 400 and "number of function response parts" in bad.json()["error"]["message"]
+    body["contents"][2]["parts"] = [answer, answer]
+    good = httpx.post(url, json=body, headers={"x-goog-api-key": "k"})
+    assert good.status_code == 200
 
 
 def test_gemini_json_array_stream_raw(base):

@@ -301,3 +301,87 @@ def test_aclose_writes_the_journal_when_the_store_is_back(tmp_path):
     after = run(main())
     assert after is not None  # the data of a server without persistence is gone; the journal is not
     assert after.spent_usd == pytest.approx(0.3) and after.requests_today == 3
+
+
+class Flaky:
+    """A store that answers as a MemoryStore does, except when told to be slow or unreachable."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.admit_timeout_s = 0.05
+        self.slow = 0  # the next `slow` admissions take longer than the timeout
+        self.down = False
+
+    async def admit(self, ask: Ask):
+        if self.down:
+            raise ConnectionRefusedError("connection refused")
+        if self.slow:
+            self.slow -= 1
+            raise TimeoutError  # what a store bounded by admit_timeout_s raises when slow
+        return await self.inner.admit(ask)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+def test_one_slow_call_is_served_locally_but_does_not_put_the_replica_on_local_counts():
+    async def main():
+        store = Flaky()
+        fleet = Fleet(store, timeout_ms=50, trip_after=3, backoff_s=60)
+        await fleet.start()
+        assert (await fleet.admit(Ask("r0", "alice", rpm=100))).ok
+        store.slow = 1
+        assert (await fleet.admit(Ask("r1", "alice", rpm=100))).ok  # served without the store
+        assert fleet.healthy and fleet.store_errors == 1
+        assert (await fleet.admit(Ask("r2", "alice", rpm=100))).ok and fleet.healthy
+        store.slow = 3  # three in a row: down
+        for i in range(3):
+            await fleet.admit(Ask(f"s{i}", "alice", rpm=100))
+        assert not fleet.healthy
+        await fleet.aclose()
+
+    run(main())
+
+
+def test_an_outage_serves_a_prepaid_token_only_from_a_balance_it_knows():
+    async def main():
+        store = Flaky()
+        fleet = Fleet(store, timeout_ms=50, backoff_s=60)
+        await fleet.start()
+        known = await fleet.admit(Ask("r0", "known", usd=0.01, opening_usd=0.05))
+        assert known.ok and known.balance_usd == pytest.approx(0.04)
+        store.down = True
+        # unreachable: down at once; the balance this replica last heard of is what it serves on
+        assert (await fleet.admit(Ask("r1", "known", usd=0.03, opening_usd=0.05))).ok
+        assert not (await fleet.admit(Ask("r2", "known", usd=0.02, opening_usd=0.05))).ok
+        with pytest.raises(StoreUnavailable):  # its balance was never heard of here: cannot be known
+            await fleet.admit(Ask("r3", "stranger", usd=0.01, opening_usd=0.05))
+        assert (await fleet.admit(Ask("r4", "unmetered", usd=0.01))).ok  # no balance to keep
+        await fleet.aclose()
+
+    run(main())
+
+
+@pytest.mark.parametrize("on", ["memory", "redis"])
+def test_open_balance_opens_once_and_never_for_a_revoked_name(on, request):
+    """What the admin API's top-up of a config token relies on: its opening credit is written as
+    its first request would write it, and not again."""
+    async def main():
+        if on == "memory":
+            fleet = Fleet(MemoryStore())
+        else:
+            fleet = fleet_on(request.getfixturevalue("redis_url"), fresh_prefix())
+        opened = await fleet.open_balance("ann", 5.0)
+        again = await fleet.open_balance("ann", 9.0)  # already open: unchanged
+        first = await fleet.admit(Ask("r1", "ann", usd=1.0, opening_usd=5.0))
+        await fleet.revoke("bo")
+        revoked = await fleet.open_balance("bo", 5.0)
+        seen = await fleet.account("ann", DAY), await fleet.account("bo", DAY)
+        await fleet.aclose()
+        return opened, again, first, revoked, seen
+
+    opened, again, first, revoked, (ann, bo) = run(main())
+    assert (opened, again, revoked) == (True, True, False)
+    assert first.ok and first.balance_usd == pytest.approx(4.0)
+    assert ann.balance_usd == 5.0 and ann.requests_today == 0 and ann.reserved_usd == pytest.approx(1.0)
+    assert bo.balance_usd is None and bo.revoked

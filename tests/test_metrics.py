@@ -75,6 +75,7 @@ def test_metrics_need_a_bearer_key_when_one_is_set(config, env):
     for key in keys:
         response = scrape(config, env, authorization=f"Bearer {key}")
         assert response.status_code == 200 and "aurax_requests_total" in response.text
+        assert "aurax_request_body_bytes 0.0" in response.text
 
 
 def test_configured_models_are_the_names_without_globs():

@@ -3,12 +3,16 @@ an error, whatever the spelling; never the plain content chunks (they are only c
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
-from relay.dialects import OPENAI
+from relay import sse
+from relay.dialects import ANTHROPIC, GEMINI, OPENAI, RESPONSES
 from relay.dialects.anthropic import marked as _anthropic_marked
 from relay.dialects.openai import marked as _openai_marked
-from relay.streams import Events
+from relay.dialects.translation import between
+from relay.errors import ProxyError
+from relay.streams import Events, Translated, TranslatedArray
 
 OPENAI_MARKED = [
     b"data: [DONE]\n\n",
@@ -66,3 +70,68 @@ def test_a_passed_on_stream_is_metered_from_its_marked_events_only():
     assert out == OPENAI_PLAIN[0] + OPENAI_PLAIN[1] + b"data: [DONE]\n\n"  # the usage chunk dropped
     assert pipe.complete and pipe.end() == b""
     assert (meter.usage.input_tokens, meter.usage.output_tokens) == (3, 2)
+
+
+RESPONSES_EVENTS = [
+    b'event: response.created\ndata: {"type":"response.created","sequence_number":0,"response":{}}\n\n',
+    b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta","sequence_number":1,'
+    b'"delta":"x"}\n\n',
+]
+
+
+def test_a_passed_on_responses_stream_that_breaks_off_ends_with_the_next_sequence_number():
+    pipe = Events(RESPONSES, RESPONSES.meter())
+    out = pipe.feed(RESPONSES_EVENTS[0]) + pipe.feed(RESPONSES_EVENTS[1][:40]) + pipe.feed(RESPONSES_EVENTS[1][40:])
+    assert out == b"".join(RESPONSES_EVENTS)
+    event = sse.parse(pipe.end())
+    assert event.event == "error" and orjson.loads(event.data)["sequence_number"] == 2
+
+
+def test_a_translated_responses_stream_that_fails_numbers_its_error_after_its_events():
+    body = {"model": "m", "input": "hi", "stream": True}
+    translation = between(RESPONSES, ANTHROPIC)
+    chat = translation.to_chat(body, "m")
+    pipe = Translated(ANTHROPIC, RESPONSES, ANTHROPIC.meter(), translation.stream(body, chat, "m"))
+    start = {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 3}}}
+    text = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "hello"}}
+    out = pipe.feed(b"".join(sse.encode(orjson.dumps(e), e["type"]) for e in (start, text)))
+    with pytest.raises(ProxyError):  # the upstream reports an error inside its stream
+        pipe.feed(sse.encode(orjson.dumps({"type": "error", "error": {"type": "api_error", "message": "x"}}), "error"))
+    out += pipe.fail(ProxyError(502, "x"))
+    numbers = [orjson.loads(sse.parse(block).data)["sequence_number"] for block in out.split(b"\n\n")[:-1]]
+    assert numbers == list(range(len(numbers))) and len(numbers) > 3
+    assert sse.parse(out.split(b"\n\n")[-2] + b"\n\n").event == "error"
+
+
+def _claude_on_gemini_array() -> TranslatedArray:
+    body = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}
+    translation = between(GEMINI, ANTHROPIC)
+    chat = translation.to_chat(body, "claude-x", streaming=True)
+    return TranslatedArray(ANTHROPIC, GEMINI, ANTHROPIC.meter(), translation.stream(body, chat, "claude-x"))
+
+
+CLAUDE_EVENTS = [
+    {"type": "message_start", "message": {"id": "msg_1", "usage": {"input_tokens": 3, "output_tokens": 1}}},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hel"}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "lo"}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 2}},
+    {"type": "message_stop"},
+]
+
+
+@pytest.mark.parametrize("events, ends", [(CLAUDE_EVENTS, "finished"), (CLAUDE_EVENTS[:3], "truncated"),
+                                          (CLAUDE_EVENTS[:3], "failed"), ([], "failed")])
+def test_a_translated_stream_for_a_client_without_sse_is_one_json_array(events, ends):
+    pipe = _claude_on_gemini_array()
+    raw = b"".join(sse.encode(orjson.dumps(e), e["type"]) for e in events)
+    out = b"".join(pipe.feed(raw[i:i + 50]) for i in range(0, len(raw), 50))  # events split anywhere
+    out += pipe.fail(ProxyError(502, "upstream gone")) if ends == "failed" else pipe.end()
+    assert not pipe.sse
+    items = orjson.loads(out)  # one whole array, however the stream ended
+    if ends == "finished":
+        assert "".join(p["text"] for i in items for p in i["candidates"][0]["content"]["parts"]) == "hello"
+        assert items[-1]["candidates"][0]["finishReason"] == "STOP" and items[-1]["usageMetadata"]
+    else:
+        assert set(items[-1]) == {"error"} and items[-1]["error"]["code"] == 502

@@ -29,6 +29,12 @@ from routes.table import ROWS, canonical_path
         ("/v1alpha/models", "/v1beta/models"),
         ("/v1beta/models", "/v1beta/models"),
         ("/v1", "/v1/"),
+        ("/dashboard/billing/usage", "/v1/dashboard/billing/usage"),
+        ("/v1/v1/dashboard/billing/subscription", "/v1/dashboard/billing/subscription"),
+        ("/v1/chat/completions/dashboard/billing/usage", "/v1/dashboard/billing/usage"),
+        ("/admin/tokens/alice/credit", "/admin/tokens/alice/credit"),  # the admin API has one spelling
+        ("/admin", "/admin"),
+        ("/administrator", "/v1/administrator"),
     ],
 )
 def test_canonical_path(path, canonical):

@@ -102,3 +102,44 @@ def test_request_chars_for_estimates():
 ])
 def test_absurd_counts_are_untrusted_not_summed_past_64_bits(reader, usage):
     assert reader(usage) is None
+
+
+USAGES = [Usage(0, 0), Usage(1000, 500, 200, 100, 0), Usage(1672, 89, 1200, 0, 300), Usage(10, 40, 0, 40, 0),
+          Usage(5000, 1, 0, 0, 4000)]
+
+
+@pytest.mark.parametrize("u", USAGES)
+def test_every_dialect_reads_back_what_it_wrote(u):
+    """One normaliser: each dialect's writer and reader agree (Gemini has no cache writes)."""
+    from relay.usage import (anthropic_usage, chat_usage, gemini_usage, read_anthropic, read_gemini, read_openai,
+                             responses_usage)
+
+    assert read_openai(chat_usage(u)) == u
+    assert read_openai(responses_usage(u)) == u
+    assert read_anthropic(anthropic_usage(u)) == u
+    assert read_gemini(gemini_usage(u)) == Usage(u.input_tokens, u.output_tokens, u.cached_input_tokens,
+                                                 u.reasoning_tokens)
+
+
+@pytest.mark.parametrize("u", USAGES)
+def test_translated_usage_agrees_with_billed_usage(u):
+    """What a client is shown after translation is what the usage record bills."""
+    from relay.dialects.common import anthropic_usage_from_chat, usage_from_anthropic, usage_from_gemini
+    from relay.dialects.gemini_client import usage_metadata
+    from relay.dialects.responses_client import usage as responses_from_chat
+    from relay.usage import anthropic_usage, chat_usage, gemini_usage, read_anthropic, read_gemini, read_openai
+
+    assert read_openai(usage_from_anthropic(anthropic_usage(u))) == read_anthropic(anthropic_usage(u))
+    assert read_openai(usage_from_gemini(gemini_usage(u))) == read_gemini(gemini_usage(u))
+    assert read_anthropic(anthropic_usage_from_chat(chat_usage(u))) == u
+    assert read_openai(responses_from_chat(chat_usage(u))) == u
+    assert read_gemini(usage_metadata(chat_usage(u))) == read_gemini(gemini_usage(u))
+
+
+@pytest.mark.parametrize("bad", [{"prompt_tokens": -5}, {"prompt_tokens": 1.5}, {"prompt_tokens": "7"},
+                                 {"prompt_tokens": True}, {"prompt_tokens": 3, "prompt_tokens_details": []},
+                                 {"input_tokens": float("nan")}])
+def test_untrusted_counts_are_never_read(bad):
+    from relay.usage import read_openai
+
+    assert read_openai(bad) is None

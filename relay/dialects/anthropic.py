@@ -21,6 +21,9 @@ from .record import Counting, Dialect, Pivot, whole_number
 
 # What Anthropic's count_tokens takes of a Messages request.
 _COUNTED = ("model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers")
+_BREAKPOINTS = 4  # Anthropic's most cache_control marks in one request
+_EPHEMERAL = {"type": "ephemeral"}
+_UNMARKABLE = frozenset({"thinking", "redacted_thinking"})  # cannot carry cache_control themselves
 
 
 def error_body(err: ProxyError) -> dict:
@@ -89,6 +92,35 @@ def models_list(names: list[str], single: bool) -> dict:
             "first_id": names[0] if names else None, "last_id": names[-1] if names else None}
 
 
+def with_cache_breakpoints(body: dict) -> dict:
+    """A translated request marked for Anthropic's prompt cache (`auto_cache`, SPEC §6), for
+    clients that cannot ask: the tools, the system prompt, the conversation so far (its last
+    block), and the end of the previous turn (what the last request wrote), so the next turn of a
+    conversation reads its prefix from the cache. Marks the request has already count toward
+    Anthropic's four."""
+    tools = body.get("tools") or []
+    system = body.get("system")
+    if isinstance(system, str) and system:
+        system = body["system"] = [{"type": "text", "text": system}]
+    turns = body.get("messages") or []
+    places = [tools, system or []]
+    users = [t for t in turns if t.get("role") == "user" and isinstance(t.get("content"), list)]
+    places += [t["content"] for t in turns[-1:] if isinstance(t.get("content"), list)]
+    places += [t["content"] for t in users[-2:-1]]
+    marked = sum(1 for place in (tools, system or []) for b in place if isinstance(b, dict) and b.get("cache_control"))
+    marked += sum(1 for t in turns if isinstance(t.get("content"), list)
+                  for b in t["content"] if isinstance(b, dict) and b.get("cache_control"))
+    for blocks in places:
+        if marked >= _BREAKPOINTS:
+            break
+        last = next((b for b in reversed(blocks) if isinstance(b, dict) and b.get("type") not in _UNMARKABLE
+                     and (b.get("type") != "text" or b.get("text"))), None)
+        if last is not None and not last.get("cache_control"):
+            last["cache_control"] = dict(_EPHEMERAL)
+            marked += 1
+    return body
+
+
 def count_request(chat: dict, model: str) -> dict:
     body = anthropic_channel.request({**chat, "stream": False}, model)
     return {k: body[k] for k in _COUNTED if k in body}
@@ -103,7 +135,7 @@ ANTHROPIC = Dialect(
     name="anthropic",
     family="anthropic",
     error_body=error_body,
-    error_event=lambda err: sse.encode(orjson.dumps(error_body(err)), "error"),
+    error_event=lambda err, sent: sse.encode(orjson.dumps(error_body(err)), "error"),
     encode=encode,
     stream_tail=b"",
     client_sse=lambda query: True,
@@ -132,6 +164,7 @@ ANTHROPIC = Dialect(
     ),
     read_shape=MESSAGES_READ,
     max_output=lambda body: whole_number(body.get("max_tokens")),
+    auto_cache=with_cache_breakpoints,
     out_of_credit=400,  # Anthropic: invalid_request_error, "Your credit balance is too low..."
 )
 

@@ -63,7 +63,8 @@ class AnthropicToOpenAIStream:
 
     def _block_start(self, index: int | None, block: dict) -> list[dict]:
         kind = block.get("type")
-        info: dict = {"kind": kind, "text": as_str(block.get("thinking")), "signature": as_str(block.get("signature"))}
+        # Thinking comes as a list of pieces: `+=` on a held string copies all of it every time.
+        info: dict = {"kind": kind, "text": [as_str(block.get("thinking"))], "signature": as_str(block.get("signature"))}
         info["data"], info["input"] = as_str(block.get("data")), block.get("input")
         self.blocks[index] = info  # type: ignore[index]
         if kind == "text" and as_str(block.get("text")):
@@ -86,7 +87,7 @@ class AnthropicToOpenAIStream:
         if kind == "text_delta" and text:
             return self._delta({"content": text})
         if kind == "thinking_delta" and text:
-            info["text"] += text
+            info["text"].append(text)
             return self._delta({"reasoning_content": text})
         if kind == "signature_delta":
             info["signature"] = as_str(delta.get("signature"))
@@ -106,7 +107,7 @@ class AnthropicToOpenAIStream:
         if info["kind"] in ("thinking", "redacted_thinking"):
             # The whole signed block once, at its end: enough to send it back next turn.
             if info["kind"] == "thinking":
-                entry = {"type": "thinking", "thinking": info["text"], "signature": info["signature"]}
+                entry = {"type": "thinking", "thinking": "".join(info["text"]), "signature": info["signature"]}
             else:
                 entry = {"type": "redacted_thinking", "data": info["data"]}
             entry["index"] = self.thinking_blocks

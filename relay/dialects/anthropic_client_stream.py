@@ -9,9 +9,8 @@ in order, when their block opens. Nothing is dropped, and each call's fragments 
 
 from __future__ import annotations
 
-import orjson
-
 from relay.dialects.anthropic_client import call_id, message_id, stop_reason
+from relay.dialects.arguments import Arguments
 from relay.dialects.common import anthropic_usage_from_chat, as_dict, as_list, as_str, dumps, new_id, stream_error
 
 
@@ -80,7 +79,7 @@ class OpenAIToAnthropicStream:
         return [{"type": "message_start", "message": message}]
 
     def _text(self, kind: str, text: str) -> list[dict]:
-        if self.deferred or self.open and self.open["kind"] == "tool" and not _complete(self.open["call"]):
+        if self.deferred or self.open and self.open["kind"] == "tool" and not self.open["call"]["args"].whole:
             self.deferred.append((kind, text))
             return []
         out = [] if self.open and self.open["kind"] == kind else self._close() + self._open(kind)
@@ -96,7 +95,7 @@ class OpenAIToAnthropicStream:
         if key is None:
             key = self.route[index] = len(self.calls)
             call = {"upstream_id": upstream_id, "id": call_id(upstream_id) if upstream_id else new_id("toolu_")}
-            call.update(name=as_str(fn.get("name")), args="", pending="", block=None, sent=False, closed=False)
+            call.update(name=as_str(fn.get("name")), args=Arguments(), pending=[], block=None, sent=False, closed=False)
             self.calls[key] = call
         call = self.calls[key]
         if as_str(fn.get("name")) and not call["name"]:
@@ -105,8 +104,9 @@ class OpenAIToAnthropicStream:
         fragment = fragment if isinstance(fragment, str) else dumps(fragment)
         if call["closed"]:
             return []  # past a complete JSON object only whitespace can come
-        call["args"] += fragment
-        call["pending"] += fragment
+        if fragment:
+            call["args"].add(fragment)
+            call["pending"].append(fragment)
         return self._advance()
 
     def _advance(self) -> list[dict]:
@@ -114,7 +114,7 @@ class OpenAIToAnthropicStream:
         for call in self.calls.values():
             if call["block"] is not None:
                 continue
-            if not call["name"] or self.open and self.open["kind"] == "tool" and not _complete(self.open["call"]):
+            if not call["name"] or self.open and self.open["kind"] == "tool" and not self.open["call"]["args"].whole:
                 break
             out += self._close() + self._open_tool(call)
         return out
@@ -150,7 +150,7 @@ class OpenAIToAnthropicStream:
     def _flush(self, call: dict) -> list[dict]:
         if not call["pending"]:
             return []
-        fragment, call["pending"], call["sent"] = call["pending"], "", True
+        fragment, call["pending"], call["sent"] = "".join(call["pending"]), [], True
         delta = {"type": "input_json_delta", "partial_json": fragment}
         return [{"type": "content_block_delta", "index": call["block"], "delta": delta}]
 
@@ -163,7 +163,7 @@ class OpenAIToAnthropicStream:
             out += self._flush(call)
             if not call["sent"]:
                 # A call without arguments still needs an object.
-                call["pending"] = "{}"
+                call["pending"] = ["{}"]
                 out += self._flush(call)
             call["closed"] = True
         out.append({"type": "content_block_stop", "index": self.open["index"]})
@@ -174,12 +174,6 @@ class OpenAIToAnthropicStream:
         delta = {"type": "text_delta", "text": text} if kind == "text" else {"type": "thinking_delta", "thinking": text}
         return {"type": "content_block_delta", "index": self.open["index"], "delta": delta}  # type: ignore[index]
 
-
-def _complete(call: dict) -> bool:
-    try:
-        return isinstance(orjson.loads(call["args"]), dict)
-    except orjson.JSONDecodeError:
-        return False
 
 
 def stream(body: dict, model: str) -> OpenAIToAnthropicStream:

@@ -82,6 +82,14 @@ def models_list(names: list[str], single: bool) -> dict:
     return items[0] if single else {"models": items}
 
 
+def upstream_query(endpoint: str, query: bytes) -> bytes:
+    """The proxy reads Gemini streams as SSE, whatever the client chose (a client without
+    `alt=sse` gets the JSON array, re-framed)."""
+    if endpoint != "streamGenerateContent" or b"alt=sse" in query:
+        return query
+    return query + b"&alt=sse" if query else b"alt=sse"
+
+
 def count_request(chat: dict, model: str) -> dict:
     body = gemini_channel.request({**chat, "stream": False}, model)
     return {"generateContentRequest": {"model": f"models/{model}", **body}}
@@ -96,7 +104,7 @@ GEMINI = Dialect(
     name="gemini",
     family="gemini",
     error_body=error_body,
-    error_event=lambda err: sse.encode(orjson.dumps(error_body(err))),
+    error_event=lambda err, sent: sse.encode(orjson.dumps(error_body(err))),
     encode=encode,
     stream_tail=b"",
     client_sse=lambda query: b"alt=sse" in query,
@@ -124,6 +132,7 @@ GEMINI = Dialect(
         reply=lambda tokens: {"totalTokens": tokens},
         unwrap=lambda body: inner if isinstance(inner := body.get("generateContentRequest"), dict) else body,
     ),
+    upstream_query=upstream_query,
     max_output=lambda body: whole_number(config.get("maxOutputTokens"))
     if isinstance(config := body.get("generationConfig"), dict) else None,
     # Gemini answers an invalid key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID

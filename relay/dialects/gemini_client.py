@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import re
 
+from relay.usage import Usage, gemini_usage, read_openai
+
 from .common import (
     NO_EFFORT,
     REASONING_MODEL,
@@ -242,22 +244,8 @@ def event(ident: str, model: str, parts: list[dict], finish_reason: str | None =
 
 
 def usage_metadata(usage: dict | None) -> dict:
-    """Chat usage -> usageMetadata (candidates exclude the thoughts, prompt includes the cache)."""
-    usage = as_dict(usage)
-    prompt, completion = as_int(usage.get("prompt_tokens")), as_int(usage.get("completion_tokens"))
-    thoughts = as_int(as_dict(usage.get("completion_tokens_details")).get("reasoning_tokens"))
-    # DeepSeek reports cache hits in its own field.
-    cached = as_int(as_dict(usage.get("prompt_tokens_details")).get("cached_tokens")) or as_int(usage.get("prompt_cache_hit_tokens"))
-    meta = {
-        "promptTokenCount": prompt,
-        "candidatesTokenCount": max(completion - thoughts, 0),
-        "totalTokenCount": as_int(usage.get("total_tokens")) or prompt + completion,
-    }
-    if thoughts:
-        meta["thoughtsTokenCount"] = thoughts
-    if cached:
-        meta["cachedContentTokenCount"] = cached
-    return meta
+    """Chat usage -> usageMetadata (through the one normaliser: relay.usage)."""
+    return gemini_usage(read_openai(as_dict(usage)) or Usage())
 
 
 def response_id(upstream_id: object) -> str:

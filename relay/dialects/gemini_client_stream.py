@@ -8,8 +8,7 @@ which chat streams send after their finish_reason chunk.
 
 from __future__ import annotations
 
-import orjson
-
+from .arguments import Arguments
 from .common import as_dict, as_list, as_str, dumps, new_id, pack_thinking, stream_error
 from .gemini_client import call_parts, event, response_id, shows_thoughts
 
@@ -70,7 +69,7 @@ class ChatToGeminiStream:
         if key is None:
             key = self.route[index] = len(self.calls)
             self.calls.append({"upstream_id": upstream_id, "id": upstream_id or new_id("call_"), "name": "",
-                               "args": [], "extra": None, "sent": False})
+                               "args": Arguments(), "extra": None, "sent": False})
         call = self.calls[key]
         if isinstance(fn.get("name"), str) and not call["name"]:
             call["name"] = fn["name"]
@@ -78,8 +77,7 @@ class ChatToGeminiStream:
             call["extra"] = delta["extra_content"]
         fragment = fn.get("arguments") or ""
         if fragment and not call["sent"]:  # past a complete JSON object only whitespace can come
-            # A list of pieces: `+=` on a dict value copies the whole string every time.
-            call["args"].append(fragment if isinstance(fragment, str) else dumps(fragment))
+            call["args"].add(fragment if isinstance(fragment, str) else dumps(fragment))
 
     def _calls(self, whole_only: bool) -> list[dict]:
         """functionCall parts for the calls not sent yet, in order; whole ones only while streaming."""
@@ -87,10 +85,10 @@ class ChatToGeminiStream:
         for call in self.calls:
             if call["sent"]:
                 continue
-            if whole_only and not (call["name"] and _whole(call["args"])):
+            if whole_only and not (call["name"] and call["args"].whole):
                 break  # a later call may not overtake an earlier one
             call["sent"] = True
-            chat_call = {"id": call["id"], "function": {"name": call["name"], "arguments": "".join(call["args"])}}
+            chat_call = {"id": call["id"], "function": {"name": call["name"], "arguments": call["args"].text}}
             if call["extra"]:
                 chat_call["extra_content"] = call["extra"]
             ready.append(chat_call)
@@ -99,15 +97,6 @@ class ChatToGeminiStream:
         packed = None if self.signed else pack_thinking(self.blocks)
         self.signed = self.signed or packed is not None
         return call_parts(ready, packed)
-
-
-def _whole(pieces: list[str]) -> bool:
-    if not pieces or not pieces[-1].rstrip().endswith("}"):
-        return False  # only an object can be whole, and it ends in "}": no need to parse
-    try:
-        return isinstance(orjson.loads("".join(pieces)), dict)
-    except orjson.JSONDecodeError:
-        return False
 
 
 def stream(body: dict, model: str) -> ChatToGeminiStream:

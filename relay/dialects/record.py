@@ -65,7 +65,8 @@ class Dialect:
     family: str  # dialects of one family share error bodies: an upstream's passes to the client as is
     # errors (SPEC §8, §9)
     error_body: Callable[[ProxyError], dict]
-    error_event: Callable[[ProxyError], bytes]  # how a stream that fails after its first byte ends
+    # how a stream that fails after its first byte ends: (error, events the client was sent) -> bytes
+    error_event: Callable[[ProxyError, int], bytes]
     # streams, as the client's dialect
     encode: Callable[[dict], bytes]  # one event as SSE
     stream_tail: bytes  # after the last event of a complete stream (OpenAI chat's [DONE])
@@ -86,6 +87,10 @@ class Dialect:
     # (client body) -> the most output tokens it asks for, None when it names no maximum
     max_output: Callable[[dict], int | None] = lambda body: None
     out_of_credit: int = 429  # the status this dialect's provider answers when prepaid credit runs out
+    # (translated request) -> the same with prompt-cache marks, for channels with `auto_cache`
+    auto_cache: Callable[[dict], dict] | None = None
+    # (endpoint, the query the request has) -> the query its upstream needs (Gemini streams: alt=sse)
+    upstream_query: Callable[[str, bytes], bytes] = lambda endpoint, query: query
     # (status, error body) -> whether the channel's key itself was refused (rest it fleet-wide)
     key_refused: Callable[[int, bytes], bool] = lambda status, raw: status == 401
 

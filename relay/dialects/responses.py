@@ -23,11 +23,12 @@ def encode(event: dict) -> bytes:
     return sse.encode(orjson.dumps(event), event.get("type"))
 
 
-def error_event(err: ProxyError) -> bytes:
-    # ResponseErrorEvent's fields, and the `error` object the SDK raises an APIError for.
+def error_event(err: ProxyError, sent: int) -> bytes:
+    # ResponseErrorEvent's fields, and the `error` object the SDK raises an APIError for. Every
+    # event has the next sequence_number: after `sent` events (numbered from 0), it is `sent`.
     body = openai.error_body(err)
     event = {"type": "error", "code": err.code, "message": err.message, "param": err.param,
-             "sequence_number": 0, **body}
+             "sequence_number": sent, **body}
     return encode(event)
 
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from relay.usage import Usage, read_openai, responses_usage
+
 from .common import (
     NO_EFFORT,
     REASONING_MODEL,
@@ -245,20 +247,8 @@ def outcome(finish_reason: object) -> tuple[str, dict | None]:
 
 
 def usage(chat: dict | None) -> dict:
-    """Chat usage -> Responses usage."""
-    chat = as_dict(chat)
-    details = as_dict(chat.get("prompt_tokens_details"))
-    # DeepSeek reports cache hits in its own field.
-    cached = as_int(details.get("cached_tokens")) or as_int(chat.get("prompt_cache_hit_tokens"))
-    reasoning = as_int(as_dict(chat.get("completion_tokens_details")).get("reasoning_tokens"))
-    prompt, completion = as_int(chat.get("prompt_tokens")), as_int(chat.get("completion_tokens"))
-    return {
-        "input_tokens": prompt,
-        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": as_int(details.get("cache_write_tokens"))},
-        "output_tokens": completion,
-        "output_tokens_details": {"reasoning_tokens": reasoning},
-        "total_tokens": as_int(chat.get("total_tokens")) or prompt + completion,
-    }
+    """Chat usage -> Responses usage (through the one normaliser: relay.usage)."""
+    return responses_usage(read_openai(as_dict(chat)) or Usage())
 
 
 def output_text(text: str) -> dict:

@@ -16,8 +16,7 @@ deltas of its own until the JSON is whole.
 
 from __future__ import annotations
 
-import orjson
-
+from .arguments import Arguments
 from .common import as_dict, as_list, as_str, dumps, new_id, now, pack_thinking, stream_error
 from .responses_client import (
     call_item,
@@ -179,7 +178,7 @@ class ChatToResponsesStream:
         if key is None:
             key = self.route[index] = len(self.calls)
             self.calls.append({"upstream_id": upstream_id, "call_id": upstream_id or new_id("call_"), "name": "",
-                               "args": [], "pending": [], "item": None, "index": None, "closed": False})
+                               "args": Arguments(), "pending": [], "item": None, "index": None, "closed": False})
         call = self.calls[key]
         if isinstance(fn.get("name"), str) and not call["name"]:
             call["name"] = fn["name"]
@@ -188,7 +187,7 @@ class ChatToResponsesStream:
         if call["closed"]:
             return []  # past a complete JSON object only whitespace can come
         if fragment:
-            call["args"].append(fragment)
+            call["args"].add(fragment)
             call["pending"].append(fragment)
         return self._advance()
 
@@ -203,15 +202,7 @@ class ChatToResponsesStream:
         return out
 
     def _call_unfinished(self) -> bool:
-        if not self.open or self.open["kind"] != "call":
-            return False
-        pieces = self.open["call"]["args"]
-        if not pieces or not pieces[-1].rstrip().endswith("}"):
-            return True  # only an object can be whole, and it ends in "}": no need to parse
-        try:
-            return not isinstance(orjson.loads("".join(pieces)), dict)
-        except orjson.JSONDecodeError:
-            return True
+        return bool(self.open) and self.open["kind"] == "call" and not self.open["call"]["args"].whole
 
     def _open_call(self, call: dict) -> list[dict]:
         call["index"] = len(self.output)
@@ -232,7 +223,7 @@ class ChatToResponsesStream:
         kind = call["item"]["type"]
         where = {"item_id": call["item"]["id"], "output_index": call["index"]}
         out = self._flush(call)
-        args = "".join(call["args"])
+        args = call["args"].text
         if not args.strip():
             args = "{}"  # a call without arguments still takes an object
             if kind == "function_call":

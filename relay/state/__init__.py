@@ -13,7 +13,7 @@ takes and gives floats in USD.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from typing import Protocol
 
 NANO = 1_000_000_000
@@ -148,3 +148,8 @@ def days(first_day: str, last_day: str) -> list[str]:
     first, last = date.fromisoformat(first_day), date.fromisoformat(last_day)
     first = max(first, last - timedelta(days=MAX_SPEND_DAYS - 1))
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+
+
+def utc_today() -> date:
+    """The UTC day: spend is kept per UTC day, whatever the replica's time zone."""
+    return datetime.now(timezone.utc).date()

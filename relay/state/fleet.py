@@ -1,11 +1,14 @@
 """What the request path calls: the store, bounded in time and kept serving through an outage.
 
-- `admit` waits for the store at most `timeout_ms`. A store that fails or is slower counts as
-  down: with `on_outage="open"` requests are admitted by a process-local `MemoryStore` (this
-  replica's own counts; each token's balance seeded with what the store last said was left),
-  with `"closed"` `StoreUnavailable` is raised. While down, the store is not asked again on the
-  request path (a dead store must not add `timeout_ms` to every request); a probe every
-  `backoff_s` notices when it is back.
+- `admit` waits for the store at most `timeout_ms`. A call that fails or is slower is served
+  without the store: with `on_outage="open"` by a process-local `MemoryStore` (this replica's
+  own counts; each token's balance seeded with what the store last said was left — a token with
+  an opening balance the store never answered for here gets `StoreUnavailable`: its balance
+  cannot be known), with `"closed"` `StoreUnavailable` is raised. The store counts as down after
+  `trip_after` such calls in a row, or at once when it cannot be reached at all; while down it is
+  not asked again on the request path (a dead store must not add `timeout_ms` to every request);
+  a probe every `backoff_s` notices when it is back. One slow call on a busy machine does not
+  put the replica on local counts.
 - `settle` never waits: settlements leave in batches every `flush_s` (at once when `batch_max`
   are waiting), one round trip each. What cannot be written goes to a bounded journal, written
   when the store is back (the store skips any it already applied) and on `aclose` (SIGTERM).
@@ -21,6 +24,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+import uuid
 from collections import deque
 from typing import Callable, Mapping
 
@@ -45,6 +49,7 @@ class Fleet:
         flush_s: float = 0.05,
         clock: Callable[[], float] = time.time,
         backoff_s: float = 1.0,
+        trip_after: int = 3,
         batch_max: int = 1000,
         write_timeout_s: float = 2.0,
         close_timeout_s: float = 5.0,
@@ -60,6 +65,8 @@ class Fleet:
         self._flush_s = flush_s
         self._clock = clock
         self._backoff_s = backoff_s
+        self._trip_after = trip_after
+        self._misses = 0  # store calls failed in a row on the request path
         self._batch_max = batch_max
         self._write_timeout_s = write_timeout_s
         self._close_timeout_s = close_timeout_s
@@ -84,10 +91,18 @@ class Fleet:
     # -- life --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Starts the background writer, key-health refresher and outage probe."""
+        """Starts the background writer, key-health refresher and outage probe, and readies the
+        store (its connection and scripts), so the first requests do not pay for that."""
         if self._local is not None:
             return
         self._tasks = [asyncio.create_task(job()) for job in (self._writer, self._refresher, self._prober)]
+        warm = getattr(self.store, "warm", None)
+        if warm is not None:
+            try:
+                async with asyncio.timeout(self._write_timeout_s):
+                    await warm()
+            except Exception:
+                self._failed(hard=True)
 
     async def aclose(self) -> None:
         """Writes what is pending and the journal (within `close_timeout_s`), then closes."""
@@ -119,12 +134,13 @@ class Fleet:
         if self.healthy:
             try:
                 admission = await self.store.admit(ask)  # bounded by the store: admit_timeout_s
-            except Exception:
-                self._failed()
+            except Exception as exc:
+                self._failed(hard=not isinstance(exc, TimeoutError))  # slow is soft; unreachable is down
             else:
-                if admission.balance_usd is not None:
+                self._misses = 0
+                if ask.token is not None:
                     left = self._left
-                    left[ask.token] = admission.balance_usd
+                    left[ask.token] = admission.balance_usd  # None: the token has no balance
                     if len(left) > _REMEMBERED:
                         del left[next(iter(left))]
                 return admission
@@ -137,10 +153,13 @@ class Fleet:
         if fallback is None:
             fallback = self._fallback = MemoryStore(clock=self._clock)
         if ask.token is not None:
-            left = self._left.get(ask.token)
-            if left is not None:
-                # Written only the first time this outage sees the token, as an opening credit.
-                ask = dataclasses.replace(ask, opening_usd=left)
+            if ask.token not in self._left:
+                if ask.opening_usd is not None:
+                    raise StoreUnavailable("the state store is unavailable and this token's balance unknown here")
+            else:
+                # The balance last known (written only the first time this outage sees the token,
+                # as an opening credit); None: the store said it has none.
+                ask = dataclasses.replace(ask, opening_usd=self._left[ask.token])
         admission = fallback.admit_now(ask)
         if admission.ok and ask.token is not None:
             self._fallback_ids.add(ask.request_id)
@@ -215,6 +234,13 @@ class Fleet:
     async def set_balance(self, name: str, usd: float) -> None:
         await self._ask_store(self.store.set_balance(name, usd))
 
+    async def open_balance(self, name: str, usd: float) -> bool:
+        """Opens `name`'s balance at `usd` unless it has one, atomically, as its first request
+        would (an admission that reserves nothing). False: the name is revoked, nothing opened."""
+        ask = Ask(request_id=f"open:{uuid.uuid4().hex}", token=name, opening_usd=usd)
+        admission = await self._ask_store(self.store.admit(ask))
+        return admission.reason != "revoked"
+
     async def revoke(self, name: str) -> None:
         await self._ask_store(self.store.revoke(name))
 
@@ -232,8 +258,13 @@ class Fleet:
 
     # -- outage ------------------------------------------------------------------------------
 
-    def _failed(self) -> None:
+    def _failed(self, hard: bool = True) -> None:
+        """A store call failed: the store is down when it cannot be reached, or after
+        `trip_after` failures in a row on the request path (`hard=False`: a slow call)."""
         self.store_errors += 1
+        self._misses += 1
+        if not hard and self._misses < self._trip_after:
+            return
         if self.healthy:
             self.healthy = False
             self._fallback, self._fallback_ids = None, set()
@@ -279,6 +310,7 @@ class Fleet:
             await asyncio.sleep(self._backoff_s)
             if await self._reachable() and await self._replay():
                 self._down.clear()
+                self._misses = 0
                 self.healthy = True
                 self._fallback, self._fallback_ids = None, set()
                 log.warning("state store: available again")

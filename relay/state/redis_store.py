@@ -322,6 +322,14 @@ class RedisStore:
     async def ping(self) -> None:
         await self._bounded(self._client.ping())
 
+    async def warm(self) -> None:
+        """Connects and loads the scripts now, rather than on the first requests."""
+        scripts = (self._admit, self._admit_ip, self._settle, self._account, self._rest, self._resting)
+        replies = await self._pipeline.run([_pack(("SCRIPT", "LOAD", s.script)) for s in scripts], self._timeout_s)
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+
     async def aclose(self) -> None:
         await self._pipeline.aclose()
         await self._client.aclose()
