@@ -320,7 +320,11 @@ class Forward:
     async def _keep(self, caller: Caller, sent: dict, response: dict, native: bool) -> None:
         """Keeps a Responses answer for `previous_response_id`; a store that fails costs only that."""
         try:
-            await self.rt.fleet.put_response(caller.token.name, response["id"], stored.record(sent, response, native),
+            data = stored.record(sent, response, native)
+        except orjson.JSONEncodeError:
+            return  # nested deeper than orjson writes (a hostile input or answer): not kept
+        try:
+            await self.rt.fleet.put_response(caller.token.name, response["id"], data,
                                              self.rt.config.state.responses_ttl_h * 3600)
         except StoreUnavailable:
             log.warning("the state store could not keep response %s", response["id"])
