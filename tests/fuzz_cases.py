@@ -106,7 +106,7 @@ RESPONSES = {
                         "description": "The weather"}, "verbosity": "low"},
     "user": "u-1",
     "safety_identifier": "s-1",
-    "store": False,
+    "store": True,  # (the proxy keeps the answer for previous_response_id)
     "metadata": {"k": "v"},
     "include": ["reasoning.encrypted_content"],
     "truncation": "disabled",

@@ -95,11 +95,8 @@ ROUTES = {
     )
 }
 
-# Every client route on every channel dialect that can serve it (natively or translated). A
-# translated stream goes out as events even without `alt=sse` (the Gemini SDK and CLI always ask
-# for them), so the JSON-array stream is only fuzzed on its own dialect.
-PAIRS = [(route, channel) for route in ROUTES for channel in ("openai", "anthropic", "gemini")
-         if route != "streamGenerateContent-array" or channel == "gemini"] + [
+# Every client route on every channel dialect that can serve it (natively or translated).
+PAIRS = [(route, channel) for route in ROUTES for channel in ("openai", "anthropic", "gemini")] + [
     ("responses", "responses"), ("responses-stream", "responses")]
 
 
@@ -134,12 +131,6 @@ def _json(raw: bytes) -> object:
         return None
 
 
-VALID = {
-    "openai": (CHAT_ANSWER, CHAT_STREAM),
-    "anthropic": (MESSAGE_ANSWER, MESSAGE_STREAM),
-    "gemini": (GEMINI_ANSWER, GEMINI_STREAM),
-}
-
 RESPONSE_OBJECT = {"id": "resp_1", "object": "response", "created_at": 1700000000, "status": "completed",
                    "model": "m", "output": [{"type": "message", "id": "msg_1", "role": "assistant", "status": "completed",
                                              "content": [{"type": "output_text", "text": "Sunny.", "annotations": []}]}],
@@ -148,6 +139,14 @@ RESPONSE_EVENTS = [{"type": "response.created", "sequence_number": 0, "response"
                    {"type": "response.output_text.delta", "sequence_number": 1, "delta": "Sunny.", "item_id": "msg_1",
                     "output_index": 0, "content_index": 0},
                    {"type": "response.completed", "sequence_number": 2, "response": RESPONSE_OBJECT}]
+
+# What each channel dialect answers, whole and streamed (the Responses API: a channel that serves it).
+VALID = {
+    "openai": (CHAT_ANSWER, CHAT_STREAM),
+    "anthropic": (MESSAGE_ANSWER, MESSAGE_STREAM),
+    "gemini": (GEMINI_ANSWER, GEMINI_STREAM),
+    "responses": (RESPONSE_OBJECT, RESPONSE_EVENTS),
+}
 
 
 def _named(dialect: str, event: object) -> str | None:
@@ -182,11 +181,6 @@ class Upstream:
                                   headers={"content-type": "application/json"})
         if asked == "count":
             return httpx.Response(200, json=COUNTED[dialect])
-        if dialect == "responses":
-            if asked == "stream":
-                return httpx.Response(200, content=_events(dialect, RESPONSE_EVENTS),
-                                      headers={"content-type": "text/event-stream"})
-            return httpx.Response(200, json=RESPONSE_OBJECT)
         answer, events = VALID[dialect]
         if asked == "stream":
             return httpx.Response(200, content=_events(dialect, self.events.get(dialect, events)),

@@ -118,8 +118,8 @@ def test_wrong_types_in_an_answer_end_in_the_clients_dialect(proxy, route, chann
     """What the channel sends back, whole or streamed, with wrong types anywhere: the client gets
     its answer, a 502 in its dialect, or a stream that ends with its dialect's error event."""
     counting = route in ("count_tokens", "countTokens")
-    if channel == "responses" or counting and channel == "openai":
-        pytest.skip("nothing translated comes back: passed on untouched, or counted by the proxy")
+    if counting and channel == "openai":
+        pytest.skip("counted by the proxy: nothing comes back")
     body = ROUTES[route].request(MODELS[channel])
     answer, events = VALID[channel]
     streamed = bool(_streams(ROUTES[route], body))
@@ -164,6 +164,7 @@ _ANSWERED = {
     "anthropic": (("content", 3, "input"), (10, "content_block", "input")),
     "gemini": (("candidates", 0, "content", "parts", 2, "functionCall", "args"),
                (2, "candidates", 0, "content", "parts", 2, "functionCall", "args")),
+    "responses": (("output", 0, "content", 0, "annotations"), (2, "response", "output", 0, "content", 0, "annotations")),
 }
 
 
@@ -171,7 +172,8 @@ _ANSWERED = {
 def test_objects_nested_deeper_than_json_encoders_write(proxy, route, channel) -> None:
     """JSON nested 500 levels deep parses, but orjson cannot write it again: in a client's field
     a converter copies, beside the first message (which sticky routing encodes), in a field
-    nobody reads, or in what the upstream answers (its error too), it is never a 500."""
+    nobody reads, or in what the upstream answers (its error too; a Responses answer the proxy
+    keeps), it is never a 500."""
     proxy.upstream.reset()
     body = ROUTES[route].request(MODELS[channel])
     inner = body.get("generateContentRequest", body)
@@ -181,7 +183,7 @@ def test_objects_nested_deeper_than_json_encoders_write(proxy, route, channel) -
     for sent in (copied, beside, {**inner, "unknown": _deep(500)}):
         # (a 502 when the client's deep object is dropped on the way up, then echoed: Responses' tools)
         served(proxy, route, channel, {"generateContentRequest": sent} if inner is not body else sent, may_fail=True)
-    if channel == "responses" or route in ("count_tokens", "countTokens") and channel == "openai":
+    if route in ("count_tokens", "countTokens") and channel == "openai":
         return
     answer, events = VALID[channel]
     whole, streamed = _ANSWERED[channel]
@@ -220,3 +222,23 @@ def test_what_the_forwarder_reads_is_checked_on_same_dialect_requests(proxy, rou
     error = served(proxy, route, channel, body)
     assert _NAMED.search(_message(error)).group(1) == path, error
     assert proxy.upstream.seen == []
+
+
+@pytest.mark.parametrize("then", ["responses", "openai", "anthropic"])
+def test_a_kept_answer_with_wrong_types_continues_a_conversation(proxy, then) -> None:
+    """A Responses answer the proxy keeps (from a channel that serves the API itself, as it came)
+    is the start of the next request that names it: wrong types in it are never a 500 there."""
+    answer, _ = VALID["responses"]
+    every = [path for path in paths(answer) if path != ("id",)]
+
+    @given(spoiled(answer, every))
+    def continued(case) -> None:
+        changed, _ = case
+        proxy.upstream.reset()
+        proxy.upstream.answer["responses"] = {**changed, "id": "resp_kept"}
+        served(proxy, "responses", "responses", ROUTES["responses"].request(MODELS["responses"]), may_fail=True)
+        proxy.upstream.reset()
+        body = {**ROUTES["responses"].request(MODELS[then]), "previous_response_id": "resp_kept"}
+        served(proxy, "responses", then, body, may_fail=True)
+
+    continued()
