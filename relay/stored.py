@@ -31,7 +31,8 @@ def continued(body: dict, kept: dict, native: bool) -> dict:
     """`body` with the kept conversation before its own input, for a channel that serves the
     Responses API itself (`native`) or not. Reasoning items that a translated answer carries hold
     this proxy's packing of another vendor's thinking: a native upstream would refuse them."""
-    history = [*kept["input"], *kept["response"].get("output", ())]
+    output = kept["response"].get("output")  # an upstream's, kept as it came: perhaps no list
+    history = [*kept["input"], *(output if isinstance(output, list) else ())]
     if native and not kept.get("native"):
         history = [item for item in history if not (isinstance(item, dict) and item.get("type") == "reasoning")]
     out = {**body, "input": history + items(body.get("input"))}

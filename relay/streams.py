@@ -247,14 +247,21 @@ class Translated(_Events):
             for block in self._decoder.feed(chunk):
                 data = self._parse(block)
                 if data is not None:
-                    out.append(self._out(self._translator.feed(data)))
+                    out.append(self._translate(data))
         except ProxyError:
             self._unsent = b"".join(out)  # what came before the error still goes out, first
             raise
         return b"".join(out)
 
+    def _translate(self, data: dict) -> bytes:
+        try:
+            return self._out(self._translator.feed(data))
+        except (RecursionError, orjson.JSONEncodeError):  # parsers read 1024 levels, orjson writes 254
+            raise ProxyError(502, "The upstream sent an event nested too deeply to be translated",
+                             code="bad_upstream_answer") from None
+
     def end(self) -> bytes:
-        out = [self._out(self._translator.feed(d)) for d in self._tail()]
+        out = [self._translate(d) for d in self._tail()]
         if not self.complete:
             return b"".join(out) + self.fail(ProxyError(502, _TRUNCATED))
         out.append(self._out(self._translator.finish()))

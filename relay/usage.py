@@ -39,8 +39,13 @@ class _Untrusted(Exception):
     pass
 
 
+# More tokens than any answer has: a count above it is a broken upstream's (and sums of counts
+# must stay within the 64 bits JSON encoders take).
+MOST_TOKENS = 10**12
+
+
 def _count(value) -> int:
-    """A token count as sent: absent is 0; negative, fractional or not a number is untrusted."""
+    """A token count as sent: absent is 0; negative, fractional, absurd or not a number is untrusted."""
     if value is None:
         return 0
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -49,7 +54,7 @@ def _count(value) -> int:
         if not math.isfinite(value) or value != int(value):
             raise _Untrusted
         value = int(value)
-    if value < 0:
+    if value < 0 or value > MOST_TOKENS:
         raise _Untrusted
     return value
 

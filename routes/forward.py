@@ -14,7 +14,7 @@ import hashlib
 import httpx
 import orjson
 
-from relay import bodies, errors, headers as header_rules, stored
+from relay import bodies, errors, headers as header_rules, shapes, stored
 from relay.auth import Caller, check_model, find_key
 from relay.config import Channel
 from relay.dialects import Dialect
@@ -171,6 +171,8 @@ class Forward:
         row, rt, call = self.row, self.rt, answer.call
         payload, model = self._model(scope, headers, body)
         call.model = model
+        if payload is not None and row.dialect.read_shape is not None:
+            shapes.check(row.dialect.read_shape, payload)
         check_model(caller, model)
         tiers = self._tiers(caller, model)
         if not tiers:
@@ -318,7 +320,11 @@ class Forward:
     async def _keep(self, caller: Caller, sent: dict, response: dict, native: bool) -> None:
         """Keeps a Responses answer for `previous_response_id`; a store that fails costs only that."""
         try:
-            await self.rt.fleet.put_response(caller.token.name, response["id"], stored.record(sent, response, native),
+            data = stored.record(sent, response, native)
+        except orjson.JSONEncodeError:
+            return  # nested deeper than orjson writes (a hostile input or answer): not kept
+        try:
+            await self.rt.fleet.put_response(caller.token.name, response["id"], data,
                                              self.rt.config.state.responses_ttl_h * 3600)
         except StoreUnavailable:
             log.warning("the state store could not keep response %s", response["id"])
@@ -354,7 +360,10 @@ class Forward:
             return None
         # The first 4 KB decide: enough to tell conversations apart, and a 100 KB document in
         # the first message costs no more to hash than a greeting.
-        fingerprint = orjson.dumps(head)[:4096]
+        encoded = _encoded(head)
+        if encoded is None:
+            return None
+        fingerprint = encoded[:4096]
         return hashlib.blake2b(caller.token.name.encode() + b"\0" + fingerprint, digest_size=16).digest()
 
     def _request(self, scope, attempt: Attempt, caller: Caller, payload, body: bytes, model: str,
@@ -368,18 +377,25 @@ class Forward:
         drop_usage_chunk = False
         chat = None
         if translation is not None:
-            chat = translation.to_chat(payload if row.does != COUNT else row.dialect.counting.unwrap(payload),
-                                       upstream_model, streaming)
-            if row.does == COUNT:
-                counting = channel.dialect.counting
-                endpoint, translated = counting.endpoint, counting.request_from_chat(chat, upstream_model)
-            else:
-                endpoint, translated = translation.endpoint(chat), translation.request(chat, upstream_model)
-                if channel.auto_cache and channel.dialect.auto_cache is not None:
-                    translated = channel.dialect.auto_cache(translated)
-            if not channel.stream_usage:
-                translated.pop("stream_options", None)
-            content = orjson.dumps(translated)
+            try:
+                translation.check(payload)
+                chat = translation.to_chat(payload if row.does != COUNT else row.dialect.counting.unwrap(payload),
+                                           upstream_model, streaming)
+                if row.does == COUNT:
+                    counting = channel.dialect.counting
+                    endpoint, translated = counting.endpoint, counting.request_from_chat(chat, upstream_model)
+                else:
+                    endpoint, translated = translation.endpoint(chat), translation.request(chat, upstream_model)
+                    if channel.auto_cache and channel.dialect.auto_cache is not None:
+                        translated = channel.dialect.auto_cache(translated)
+                if not channel.stream_usage:
+                    translated.pop("stream_options", None)
+                content = orjson.dumps(translated)
+            except (RecursionError, orjson.JSONEncodeError):
+                # Content nested deeper than a converter recurses or orjson writes, or a number the
+                # converters added to that outgrew 64 bits.
+                raise ProxyError(400, "The request is nested too deeply, or holds too large a number, to be "
+                                      "translated", code="untranslatable") from None
             query = channel.dialect.upstream_query(endpoint, b"")
         else:
             endpoint = row.endpoint
@@ -396,8 +412,8 @@ class Forward:
                         changes["stream_options"] = {**(options if isinstance(options, dict) else {}),
                                                      "include_usage": True}
                         drop_usage_chunk = True
-                if changes:
-                    content = orjson.dumps({**payload, **changes})
+                if changes and (content := _encoded({**payload, **changes})) is None:
+                    raise _TOO_DEEP
             elif row.model_from == "form" and upstream_model != model:
                 content = bodies.replace_form_model(body, _content_type(scope), upstream_model)
             query = channel.dialect.upstream_query(endpoint, query)
@@ -486,8 +502,12 @@ class Forward:
         if isinstance(parsed, dict):
             meter.answer(parsed)
             if translation is not None:
-                parsed = self._translated_answer(translation, parsed, model, payload)
-                data = orjson.dumps(parsed)
+                try:
+                    parsed = self._translated_answer(translation, parsed, model, payload)
+                    data = orjson.dumps(parsed)
+                except (RecursionError, orjson.JSONEncodeError):  # parsers read 1024 levels, orjson writes 254
+                    raise ProxyError(502, "The answer is nested too deeply to be translated",
+                                     code="bad_upstream_answer") from None
             elif parsed.get("error"):
                 data = call.scrub_bytes(data)  # an error under a 200 may quote the key it was sent
         elif translation is not None:
@@ -506,6 +526,9 @@ class Forward:
         if tokens is None:
             raise ProxyError(502, "The upstream's token count could not be read", code="bad_upstream_answer")
         return self.row.dialect.counting.reply(tokens)
+
+
+_TOO_DEEP = ProxyError(400, "The request is nested too deeply to be forwarded", code="too_deep")
 
 
 def unreachable(exc: Exception, channel: Channel, key: str, request_id: str = "") -> ProxyError:
@@ -559,7 +582,16 @@ def _error_body(raw: bytes) -> bytes | None:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:
         return None
-    return orjson.dumps(data) if isinstance(data, dict) and "error" in data else None
+    return _encoded(data) if isinstance(data, dict) and "error" in data else None
+
+
+def _encoded(value: object) -> bytes | None:
+    """`value` as JSON; None when it is nested deeper than orjson writes (254 levels: parsers read
+    1024, so a hostile body or answer can be read and not written again)."""
+    try:
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError:
+        return None
 
 
 def _content_type(scope) -> str:

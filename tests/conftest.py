@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # `relay`, `routes` and `app` from the checkout
 
 import servers  # noqa: E402
+
+# Property tests (the fuzz): the same examples on every run, no example database, no deadline
+# (a busy CI machine is slow, not wrong). `HYPOTHESIS_PROFILE=deep` runs twenty times as many.
+_FUZZ = dict(deadline=None, derandomize=True, database=None, print_blob=False,
+             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("ci", max_examples=50, **_FUZZ)
+settings.register_profile("deep", max_examples=1000, **_FUZZ)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture(scope="session")

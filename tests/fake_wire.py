@@ -202,14 +202,22 @@ def _schema_type(schema: dict) -> str | None:
     return kind.lower() if isinstance(kind, str) else None
 
 
-def fill_schema(schema: object, defs: dict | None = None) -> object:
-    """A value that satisfies a JSON schema (or Gemini Schema): required properties filled."""
+def fill_schema(schema: object) -> object:
+    """A value that satisfies a JSON schema (or Gemini Schema): required properties filled. A
+    schema it cannot read is a 400, as providers answer an invalid one."""
+    try:
+        return _fill(schema)
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError):
+        raise ApiError(400, "Invalid schema: not a JSON Schema the model can answer to") from None
+
+
+def _fill(schema: object, defs: dict | None = None) -> object:
     if not isinstance(schema, dict):
         return "test"
     if defs is None:
         defs = {**schema.get("definitions", {}), **schema.get("$defs", {})}
     if "$ref" in schema:
-        return fill_schema(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), defs)
+        return _fill(defs.get(schema["$ref"].rsplit("/", 1)[-1], {}), defs)
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
@@ -217,13 +225,15 @@ def fill_schema(schema: object, defs: dict | None = None) -> object:
     for key in ("anyOf", "oneOf", "allOf"):
         options = [o for o in schema.get(key) or [] if not (isinstance(o, dict) and _schema_type(o) == "null")]
         if options:
-            return fill_schema(options[0], defs)
+            return _fill(options[0], defs)
     kind = _schema_type(schema)
     if kind == "object" or (kind is None and "properties" in schema):
-        props = schema.get("properties") or {}
-        return {name: fill_schema(props.get(name, {}), defs) for name in schema.get("required") or []}
+        props, names = schema.get("properties") or {}, schema.get("required") or []
+        if not all(isinstance(name, str) for name in names):
+            raise TypeError("required names a property by something else than a string")
+        return {name: _fill(props.get(name, {}), defs) for name in names}
     if kind == "array":
-        return [fill_schema(schema.get("items", {}), defs) for _ in range(max(1, schema.get("minItems", 1)))]
+        return [_fill(schema.get("items", {}), defs) for _ in range(max(1, schema.get("minItems", 1)))]
     return {"number": 1, "integer": 1, "boolean": True, "null": None}.get(kind, "test")
 
 

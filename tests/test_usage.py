@@ -7,7 +7,7 @@ import pytest
 from relay.config import Price
 from relay.records import cost
 from relay.dialects import ANTHROPIC, GEMINI, OPENAI
-from relay.usage import Usage, request_chars
+from relay.usage import Usage, read_anthropic, read_gemini, read_openai, request_chars
 
 
 def test_openai_chat_answer():
@@ -93,6 +93,15 @@ def test_request_chars_for_estimates():
                                                          {"type": "image_url", "image_url": {"url": "x" * 999}}]}],
                "system": "12"}
     assert request_chars(payload) == len("user") + len("text") + 4 + len("image_url") + 2
+
+
+@pytest.mark.parametrize("reader, usage", [
+    (read_openai, {"prompt_tokens": 2**64 - 1, "completion_tokens": 3}),
+    (read_anthropic, {"input_tokens": 5, "cache_read_input_tokens": 2**63}),
+    (read_gemini, {"promptTokenCount": 10**12 + 1}),
+])
+def test_absurd_counts_are_untrusted_not_summed_past_64_bits(reader, usage):
+    assert reader(usage) is None
 
 
 USAGES = [Usage(0, 0), Usage(1000, 500, 200, 100, 0), Usage(1672, 89, 1200, 0, 300), Usage(10, 40, 0, 40, 0),

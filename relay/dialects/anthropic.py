@@ -16,6 +16,7 @@ from relay.errors import ProxyError, kind
 from relay.usage import Meter, read_anthropic
 
 from . import anthropic_channel, anthropic_channel_stream, anthropic_client, anthropic_client_stream
+from .fields import MESSAGES_READ, MESSAGES_REQUEST
 from .record import Counting, Dialect, Pivot, whole_number
 
 # What Anthropic's count_tokens takes of a Messages request.
@@ -146,6 +147,7 @@ ANTHROPIC = Dialect(
     models_list=models_list,
     models_path="/v1/models",
     pivot=Pivot(
+        request_shape=MESSAGES_REQUEST,
         request_to_chat=anthropic_client.request,
         answer_from_chat=lambda answer, model, body: anthropic_client.response(answer, model),
         stream_from_chat=anthropic_client_stream.stream,
@@ -160,6 +162,7 @@ ANTHROPIC = Dialect(
         read=_counted,
         reply=lambda tokens: {"input_tokens": tokens},
     ),
+    read_shape=MESSAGES_READ,
     max_output=lambda body: whole_number(body.get("max_tokens")),
     auto_cache=with_cache_breakpoints,
     out_of_credit=400,  # Anthropic: invalid_request_error, "Your credit balance is too low..."

@@ -11,6 +11,9 @@ import re
 from relay.dialects.common import (
     EFFORT_BUDGETS,
     FINISH_FROM_ANTHROPIC,
+    as_dict,
+    as_list,
+    as_str,
     budget_to_effort,
     check_openai,
     clean_stops,
@@ -201,7 +204,7 @@ def _tool_choice(choice: object, parallel: object) -> dict:
     elif isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         out = {"type": "any" if (choice.get("allowed_tools") or {}).get("mode") == "required" else "auto"}
     else:
-        out = {"type": {"none": "none", "required": "any"}.get(choice, "auto")}  # type: ignore[arg-type]
+        out = {"type": {"none": "none", "required": "any"}.get(choice, "auto") if isinstance(choice, str) else "auto"}
     if parallel is False and out["type"] != "none":
         out["disable_parallel_tool_use"] = True
     return out
@@ -329,22 +332,23 @@ def response(answer: dict, model: str) -> dict:
     reasoning: list[str] = []
     thinking_blocks: list[dict] = []
     calls: list[dict] = []
-    for block in answer.get("content") or []:
+    for block in as_list(answer.get("content")):
+        block = as_dict(block)
         kind = block.get("type")
         if kind == "text":
-            text.append(block.get("text") or "")
+            text.append(as_str(block.get("text")))
         elif kind == "thinking":
-            reasoning.append(block.get("thinking") or "")
-            thought, signature = block.get("thinking") or "", block.get("signature") or ""
-            thinking_blocks.append({"type": "thinking", "thinking": thought, "signature": signature})
+            thought = as_str(block.get("thinking"))
+            reasoning.append(thought)
+            thinking_blocks.append({"type": "thinking", "thinking": thought, "signature": as_str(block.get("signature"))})
         elif kind == "redacted_thinking":
-            thinking_blocks.append({"type": "redacted_thinking", "data": block.get("data") or ""})
+            thinking_blocks.append({"type": "redacted_thinking", "data": as_str(block.get("data"))})
         elif kind == "tool_use" and block.get("name") == JSON_TOOL:
             text.append(dumps(block.get("input") or {}))
         elif kind == "tool_use":
-            call = {"name": block.get("name"), "arguments": dumps(block.get("input") or {})}
-            calls.append({"id": block.get("id"), "type": "function", "function": call})
-    finish = FINISH_FROM_ANTHROPIC.get(answer.get("stop_reason") or "", "stop")
+            call = {"name": as_str(block.get("name")), "arguments": dumps(block.get("input") or {})}
+            calls.append({"id": as_str(block.get("id")), "type": "function", "function": call})
+    finish = FINISH_FROM_ANTHROPIC.get(as_str(answer.get("stop_reason")), "stop")
     if finish == "tool_calls" and not calls:
         finish = "stop"  # only the JSON answer tool was called
     message: dict = {"role": "assistant", "content": "".join(text) if text else None, "refusal": None}
@@ -355,10 +359,10 @@ def response(answer: dict, model: str) -> dict:
     if calls:
         message["tool_calls"] = calls
     return {
-        "id": answer.get("id") or "",
+        "id": as_str(answer.get("id")),
         "object": "chat.completion",
         "created": now(),
         "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-        "usage": usage_from_anthropic(answer.get("usage") or {}),
+        "usage": usage_from_anthropic(as_dict(answer.get("usage"))),
     }

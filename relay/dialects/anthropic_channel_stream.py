@@ -1,8 +1,14 @@
-"""Anthropic stream events -> OpenAI chat.completion.chunk dicts, one event at a time."""
+"""Anthropic stream events -> OpenAI chat.completion.chunk dicts, one event at a time.
+
+Whatever the upstream puts in a field, the chunks made hold the types chat says (strings for
+text, names and ids): a wrong one reads as empty.
+"""
 
 from __future__ import annotations
 
-from relay.dialects.common import FINISH_FROM_ANTHROPIC, chunk, dumps, now, stream_error, usage_from_anthropic
+from relay.dialects.common import (
+    FINISH_FROM_ANTHROPIC, as_dict, as_str, chunk, dumps, now, stream_error, usage_from_anthropic,
+)
 from relay.dialects.anthropic_channel import JSON_TOOL
 
 
@@ -31,43 +37,45 @@ class AnthropicToOpenAIStream:
         if kind == "error":
             raise stream_error(event.get("error"))
         if kind == "message_start":
-            message = event.get("message") or {}
-            self.id = message.get("id") or self.id
-            self.raw_usage = dict(message.get("usage") or {})
+            message = as_dict(event.get("message"))
+            self.id = as_str(message.get("id")) or self.id
+            self.raw_usage = dict(as_dict(message.get("usage")))
             return self._start()
         out = self._start()
+        index = event.get("index")
+        index = index if isinstance(index, int) else None  # (a list or an object is no key)
         if kind == "content_block_start":
-            out += self._block_start(event.get("index"), event.get("content_block") or {})
+            out += self._block_start(index, as_dict(event.get("content_block")))
         elif kind == "content_block_delta":
-            out += self._block_delta(self.blocks.get(event.get("index")), event.get("delta") or {})
+            out += self._block_delta(self.blocks.get(index), as_dict(event.get("delta")))
         elif kind == "content_block_stop":
-            out += self._block_stop(self.blocks.get(event.get("index")))
+            out += self._block_stop(self.blocks.get(index))
         elif kind == "message_delta":
             # Usage counts in message_delta are running totals; absent ones keep message_start's.
-            self.raw_usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
-            out += self._finish((event.get("delta") or {}).get("stop_reason"))
+            self.raw_usage.update({k: v for k, v in as_dict(event.get("usage")).items() if v is not None})
+            out += self._finish(as_str(as_dict(event.get("delta")).get("stop_reason")))
         elif kind == "message_stop":
             out += self._usage_chunk()
         return out  # ping and event types this version does not know are ignored
 
     def finish(self) -> list[dict]:
-        return self._start() + self._finish(None) + self._usage_chunk()
+        return self._start() + self._finish("") + self._usage_chunk()
 
-    def _block_start(self, index: object, block: dict) -> list[dict]:
+    def _block_start(self, index: int | None, block: dict) -> list[dict]:
         kind = block.get("type")
         # Thinking comes as a list of pieces: `+=` on a held string copies all of it every time.
-        info: dict = {"kind": kind, "text": [block.get("thinking") or ""], "signature": block.get("signature") or ""}
-        info["data"], info["input"] = block.get("data") or "", block.get("input")
+        info: dict = {"kind": kind, "text": [as_str(block.get("thinking"))], "signature": as_str(block.get("signature"))}
+        info["data"], info["input"] = as_str(block.get("data")), block.get("input")
         self.blocks[index] = info  # type: ignore[index]
-        if kind == "text" and block.get("text"):
+        if kind == "text" and as_str(block.get("text")):
             return self._delta({"content": block["text"]})
         if kind == "tool_use" and block.get("name") == JSON_TOOL:
             info["kind"] = "json"
         elif kind == "tool_use":
             info["call"] = self.tool_calls
             self.tool_calls += 1
-            call = {"name": block.get("name"), "arguments": ""}
-            head = {"index": info["call"], "id": block.get("id"), "type": "function", "function": call}
+            call = {"name": as_str(block.get("name")), "arguments": ""}
+            head = {"index": info["call"], "id": as_str(block.get("id")), "type": "function", "function": call}
             return self._delta({"tool_calls": [head]})
         return []
 
@@ -75,19 +83,20 @@ class AnthropicToOpenAIStream:
         if info is None:
             return []
         kind = delta.get("type")
-        if kind == "text_delta" and delta.get("text"):
-            return self._delta({"content": delta["text"]})
-        if kind == "thinking_delta" and delta.get("thinking"):
-            info["text"].append(delta["thinking"])
-            return self._delta({"reasoning_content": delta["thinking"]})
+        text = as_str(delta.get("text" if kind == "text_delta" else "thinking" if kind == "thinking_delta" else "partial_json"))
+        if kind == "text_delta" and text:
+            return self._delta({"content": text})
+        if kind == "thinking_delta" and text:
+            info["text"].append(text)
+            return self._delta({"reasoning_content": text})
         if kind == "signature_delta":
-            info["signature"] = delta.get("signature") or ""
-        elif kind == "input_json_delta" and delta.get("partial_json"):
+            info["signature"] = as_str(delta.get("signature"))
+        elif kind == "input_json_delta" and text:
             info["sent"] = True
             if info["kind"] == "json":
-                return self._delta({"content": delta["partial_json"]})
+                return self._delta({"content": text})
             if info["kind"] == "tool_use":
-                fragment = {"index": info["call"], "function": {"arguments": delta["partial_json"]}}
+                fragment = {"index": info["call"], "function": {"arguments": text}}
                 return self._delta({"tool_calls": [fragment]})
         return []
 
@@ -118,12 +127,12 @@ class AnthropicToOpenAIStream:
         self.started = True
         return self._delta({"role": "assistant", "content": ""})
 
-    def _finish(self, stop_reason: str | None) -> list[dict]:
+    def _finish(self, stop_reason: str) -> list[dict]:
         if self.finished:
             return []
         out = [event for info in self.blocks.values() for event in self._block_stop(info)]
         self.finished = True
-        reason = FINISH_FROM_ANTHROPIC.get(stop_reason or "", "tool_calls" if self.tool_calls else "stop")
+        reason = FINISH_FROM_ANTHROPIC.get(stop_reason, "tool_calls" if self.tool_calls else "stop")
         if reason == "tool_calls" and not self.tool_calls:
             reason = "stop"  # the JSON answer tool was the only call
         return out + [self._chunk({}, reason)]

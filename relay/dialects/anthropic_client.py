@@ -16,6 +16,9 @@ from relay.dialects.common import (
     REASONING_MODEL,
     STOP_FROM_OPENAI,
     anthropic_usage_from_chat,
+    as_dict,
+    as_list,
+    as_str,
     budget_to_effort,
     dumps,
     give_reasoning,
@@ -190,7 +193,8 @@ def _part(block: dict, where: str) -> list[dict]:
     if not isinstance(block, dict):
         return []
     kind = block.get("type")
-    source = block.get("source") or {}
+    source = block.get("source")
+    source = source if isinstance(source, dict) else {}  # a search result's source is its URL
     if kind == "text":
         return [{"type": "text", "text": block.get("text") or ""}] if block.get("text") else []
     if kind == "image" and source.get("type") == "base64":
@@ -220,8 +224,8 @@ def _part(block: dict, where: str) -> list[dict]:
 def response(answer: dict, model: str) -> dict:
     if "error" in answer and not answer.get("choices"):
         raise stream_error(answer["error"])
-    choice = (answer.get("choices") or [{}])[0]
-    message = choice.get("message") or {}
+    choice = as_dict((as_list(answer.get("choices")) or [{}])[0])
+    message = as_dict(choice.get("message"))
     content: list[dict] = []
     reasoning = message.get("reasoning_content") or message.get("reasoning")
     if isinstance(reasoning, str) and reasoning:
@@ -231,26 +235,27 @@ def response(answer: dict, model: str) -> dict:
     for value in (text, message.get("refusal")):
         if isinstance(value, str) and value:
             content.append({"type": "text", "text": value})
-    for call in message.get("tool_calls") or []:
-        fn = call.get("function") or {}
+    calls = [call for call in as_list(message.get("tool_calls")) if isinstance(call, dict)]
+    for call in calls:
+        fn = as_dict(call.get("function"))
         arguments = parse_arguments(fn.get("arguments"))
-        content.append({"type": "tool_use", "id": call_id(call.get("id")), "name": fn.get("name"), "input": arguments})
+        content.append({"type": "tool_use", "id": call_id(call.get("id")), "name": as_str(fn.get("name")), "input": arguments})
     return {
         "id": message_id(answer.get("id")),
         "type": "message",
         "role": "assistant",
         "model": model,
         "content": content,
-        "stop_reason": stop_reason(choice.get("finish_reason"), bool(message.get("tool_calls"))),
+        "stop_reason": stop_reason(choice.get("finish_reason"), bool(calls)),
         "stop_sequence": None,
-        "usage": anthropic_usage_from_chat(answer.get("usage")),
+        "usage": anthropic_usage_from_chat(as_dict(answer.get("usage"))),
     }
 
 
 def stop_reason(finish_reason: object, called_tools: bool) -> str:
     # Some OpenAI-compatible servers (vLLM, Qwen) say "stop" after tool calls; clients drive their
     # tool loop from tool_use.
-    reason = STOP_FROM_OPENAI.get(finish_reason, "end_turn")  # type: ignore[arg-type]
+    reason = STOP_FROM_OPENAI.get(as_str(finish_reason), "end_turn")
     return "tool_use" if called_tools and reason == "end_turn" else reason
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from relay.dialects.anthropic_client import call_id, message_id, stop_reason
 from relay.dialects.arguments import Arguments
-from relay.dialects.common import anthropic_usage_from_chat, dumps, new_id, stream_error
+from relay.dialects.common import anthropic_usage_from_chat, as_dict, as_list, as_str, dumps, new_id, stream_error
 
 
 class OpenAIToAnthropicStream:
@@ -30,12 +30,13 @@ class OpenAIToAnthropicStream:
         if chunk.get("error"):
             raise stream_error(chunk["error"])
         out = self._start(chunk)
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
-        for choice in chunk.get("choices") or []:
+        if isinstance(usage := chunk.get("usage"), dict) and usage:
+            self.usage = usage
+        for choice in as_list(chunk.get("choices")):
+            choice = as_dict(choice)
             if choice.get("index", 0) != 0:
                 continue
-            delta = choice.get("delta") or {}
+            delta = as_dict(choice.get("delta"))
             # DeepSeek and Qwen say reasoning_content; OpenRouter and vLLM say reasoning.
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
@@ -43,8 +44,8 @@ class OpenAIToAnthropicStream:
             for text in (delta.get("content"), delta.get("refusal")):
                 if isinstance(text, str) and text:
                     out += self._text("text", text)
-            for call in delta.get("tool_calls") or []:
-                out += self._tool_delta(call)
+            for call in as_list(delta.get("tool_calls")):
+                out += self._tool_delta(as_dict(call))
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
                 out += self._close_all()
@@ -64,7 +65,7 @@ class OpenAIToAnthropicStream:
         if self.started:
             return []
         self.started = True
-        usage = anthropic_usage_from_chat(chunk.get("usage"))
+        usage = anthropic_usage_from_chat(as_dict(chunk.get("usage")))
         message = {
             "id": message_id(chunk.get("id")),
             "type": "message",
@@ -85,18 +86,19 @@ class OpenAIToAnthropicStream:
         return out + [self._delta(kind, text)]
 
     def _tool_delta(self, delta: dict) -> list[dict]:
-        fn = delta.get("function") or {}
-        index, upstream_id = delta.get("index"), delta.get("id")
+        fn = as_dict(delta.get("function"))
+        index, upstream_id = delta.get("index"), as_str(delta.get("id")) or None
+        index = index if isinstance(index, int) else None  # (a list or an object is no key)
         key = self.route.get(index)  # the latest call at this upstream index
         if upstream_id and key is not None and self.calls[key]["upstream_id"] not in (None, upstream_id):
             key = None  # a new id at a used index: servers that number every call 0 (Ollama) or none
         if key is None:
             key = self.route[index] = len(self.calls)
             call = {"upstream_id": upstream_id, "id": call_id(upstream_id) if upstream_id else new_id("toolu_")}
-            call.update(name=fn.get("name") or "", args=Arguments(), pending=[], block=None, sent=False, closed=False)
+            call.update(name=as_str(fn.get("name")), args=Arguments(), pending=[], block=None, sent=False, closed=False)
             self.calls[key] = call
         call = self.calls[key]
-        if fn.get("name") and not call["name"]:
+        if as_str(fn.get("name")) and not call["name"]:
             call["name"] = fn["name"]
         fragment = fn.get("arguments") or ""
         fragment = fragment if isinstance(fragment, str) else dumps(fragment)

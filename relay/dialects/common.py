@@ -11,7 +11,7 @@ import uuid
 import orjson
 
 from relay.errors import ProxyError
-from relay.usage import Usage, anthropic_usage, chat_usage, read_anthropic, read_gemini, read_openai
+from relay.usage import MOST_TOKENS, Usage, anthropic_usage, chat_usage, read_anthropic, read_gemini, read_openai
 
 # Anthropic stop_reason -> OpenAI finish_reason. `pause_turn` only happens with server tools the
 # client never asked for; `model_context_window_exceeded` is a length stop in OpenAI's terms.
@@ -90,8 +90,8 @@ def as_str(value: object) -> str:
 
 
 def as_int(value: object) -> int:
-    """A count that should be an integer; anything else reads as 0."""
-    return value if isinstance(value, int) else 0
+    """A token count: a whole number from 0 to `MOST_TOKENS`; anything else reads as 0."""
+    return value if type(value) is int and 0 <= value <= MOST_TOKENS else 0
 
 
 def new_id(prefix: str) -> str:

@@ -18,6 +18,7 @@ from relay.errors import ProxyError, kind
 from relay.usage import Meter, read_gemini
 
 from . import gemini_channel, gemini_channel_stream, gemini_client, gemini_client_stream
+from .fields import GENERATE_REQUEST
 from .record import Counting, Dialect, Pivot, whole_number
 
 _METHODS = ["generateContent", "streamGenerateContent", "countTokens", "embedContent"]
@@ -53,9 +54,11 @@ class GeminiMeter(Meter):
         meta = data.get("usageMetadata")
         if isinstance(meta, dict):
             self._set(read_gemini(meta), final=_finished(data))
-        for candidate in data.get("candidates") or ():
+        candidates = data.get("candidates")
+        for candidate in candidates if isinstance(candidates, list) else ():
             content = candidate.get("content") if isinstance(candidate, dict) else None
-            for part in (content.get("parts") or ()) if isinstance(content, dict) else ():
+            parts = content.get("parts") if isinstance(content, dict) else None
+            for part in parts if isinstance(parts, list) else ():
                 if isinstance(part, dict):
                     self._text(part.get("text"))
 
@@ -113,6 +116,7 @@ GEMINI = Dialect(
     models_list=models_list,
     models_path="/v1beta/models",
     pivot=Pivot(
+        request_shape=GENERATE_REQUEST,
         request_to_chat=gemini_client.request,
         answer_from_chat=gemini_client.response,
         stream_from_chat=gemini_client_stream.stream,

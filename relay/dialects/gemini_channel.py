@@ -21,6 +21,9 @@ import orjson
 
 from relay.dialects.common import (
     FINISH_FROM_GEMINI,
+    as_dict,
+    as_list,
+    as_str,
     check_openai,
     clean_stops,
     dumps,
@@ -60,7 +63,7 @@ def major(model: str) -> int:
 def tool_call(name: object, args: object, signature: str | None) -> dict:
     """The OpenAI tool call for a Gemini functionCall (which always arrives whole)."""
     call_id = new_id("call_")
-    call: dict = {"id": call_id, "type": "function", "function": {"name": name, "arguments": dumps(args or {})}}
+    call: dict = {"id": call_id, "type": "function", "function": {"name": as_str(name), "arguments": dumps(args or {})}}
     if signature:
         call["id"] = call_id + SIGNATURE_SEP + signature.replace("+", "-").replace("/", "_").rstrip("=")
         call["extra_content"] = {"google": {"thought_signature": signature}}
@@ -77,24 +80,28 @@ def signature_of(call: dict) -> str | None:
     return encoded.replace("-", "+").replace("_", "/") + "=" * (-len(encoded) % 4)
 
 
-def read_parts(parts: list[dict]) -> list[tuple[str, object]]:
-    """Gemini parts -> ("reasoning" | "content", text) and ("call", OpenAI tool call), in order."""
+def read_parts(parts: object) -> list[tuple[str, object]]:
+    """Gemini parts -> ("reasoning" | "content", text) and ("call", OpenAI tool call), in order;
+    what is not a part (an upstream's mistake) is left out."""
     out: list[tuple[str, object]] = []
-    for part in parts:
-        if part.get("functionCall"):
-            fn = part["functionCall"]
-            out.append(("call", tool_call(fn.get("name"), fn.get("args"), part.get("thoughtSignature"))))
+    for part in as_list(parts):
+        part = as_dict(part)
+        if isinstance(fn := part.get("functionCall"), dict):
+            signature = part.get("thoughtSignature")
+            out.append(("call", tool_call(fn.get("name"), fn.get("args"), signature if isinstance(signature, str) else None)))
         elif isinstance(part.get("text"), str) and part["text"]:
             out.append(("reasoning" if part.get("thought") else "content", part["text"]))
     return out
 
 
-def finish_reason(candidate: dict | None, feedback: dict | None, called: bool) -> str | None:
-    if candidate is None:
-        return "content_filter" if (feedback or {}).get("blockReason") else None
+def finish_reason(candidate: object, feedback: object, called: bool) -> str | None:
+    if not isinstance(candidate, dict):
+        return "content_filter" if as_dict(feedback).get("blockReason") else None
     reason = candidate.get("finishReason")
     if not reason:
         return None
+    if not isinstance(reason, str):
+        reason = "OTHER"  # it ended, with no word for why
     mapped = FINISH_FROM_GEMINI.get(reason, "stop")
     return "tool_calls" if called and mapped == "stop" else mapped  # Gemini says STOP after calls
 
@@ -177,7 +184,7 @@ def _calling(choice: object) -> dict:
             return {"mode": "AUTO"}
         names = [(t.get("function") or {}).get("name") for t in allowed.get("tools") or [] if isinstance(t, dict)]
         return {"mode": "ANY", "allowedFunctionNames": [n for n in names if n]}
-    return {"mode": {"none": "NONE", "required": "ANY"}.get(choice, "AUTO")}  # type: ignore[arg-type]
+    return {"mode": {"none": "NONE", "required": "ANY"}.get(choice, "AUTO") if isinstance(choice, str) else "AUTO"}
 
 
 def _contents(messages: list[dict], generation: int) -> tuple[list[dict], list[dict]]:
@@ -274,10 +281,10 @@ def _media(url: object, where: str) -> dict:
 def response(answer: dict, model: str) -> dict:
     if answer.get("error"):
         raise stream_error(answer["error"])
-    candidate = (answer.get("candidates") or [None])[0]
+    candidate = (as_list(answer.get("candidates")) or [None])[0]
     texts: dict[str, list[str]] = {"content": [], "reasoning": []}
     calls: list[dict] = []
-    for kind, value in read_parts(((candidate or {}).get("content") or {}).get("parts") or []):
+    for kind, value in read_parts(as_dict(as_dict(candidate).get("content")).get("parts")):
         if kind == "call":
             calls.append(value)  # type: ignore[arg-type]
         else:
@@ -289,12 +296,12 @@ def response(answer: dict, model: str) -> dict:
         message["tool_calls"] = calls
     finish = finish_reason(candidate, answer.get("promptFeedback"), bool(calls)) or ("tool_calls" if calls else "stop")
     return {
-        "id": "chatcmpl-" + (answer.get("responseId") or new_id("")),
+        "id": "chatcmpl-" + (as_str(answer.get("responseId")) or new_id("")),
         "object": "chat.completion",
         "created": now(),
         "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-        "usage": usage_from_gemini(answer.get("usageMetadata") or {}),
+        "usage": usage_from_gemini(as_dict(answer.get("usageMetadata"))),
     }
 
 

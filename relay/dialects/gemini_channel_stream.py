@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from relay.dialects.common import chunk, new_id, now, stream_error, usage_from_gemini
+from relay.dialects.common import as_dict, as_list, as_str, chunk, new_id, now, stream_error, usage_from_gemini
 from relay.dialects.gemini_channel import finish_reason, read_parts
 
 
@@ -24,12 +24,12 @@ class GeminiToOpenAIStream:
     def feed(self, event: dict) -> list[dict]:
         if event.get("error"):
             raise stream_error(event["error"])
-        self.id = self.id or "chatcmpl-" + (event.get("responseId") or new_id(""))
+        self.id = self.id or "chatcmpl-" + (as_str(event.get("responseId")) or new_id(""))
         out = self._start()
-        if event.get("usageMetadata"):
-            self.meta = event["usageMetadata"]  # running totals: the last one counts
-        candidate = (event.get("candidates") or [None])[0]
-        for kind, value in read_parts(((candidate or {}).get("content") or {}).get("parts") or []):
+        if isinstance(meta := event.get("usageMetadata"), dict) and meta:
+            self.meta = meta  # running totals: the last one counts
+        candidate = (as_list(event.get("candidates")) or [None])[0]
+        for kind, value in read_parts(as_dict(as_dict(candidate).get("content")).get("parts")):
             if kind == "call":
                 # Gemini sends each call whole: one delta carries id, name and all the arguments.
                 out.append(self._chunk({"tool_calls": [{"index": self.calls, **value}]}))  # type: ignore[dict-item]

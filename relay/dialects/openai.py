@@ -15,6 +15,7 @@ from relay import sse
 from relay.errors import ProxyError, kind
 from relay.usage import Meter, read_openai
 
+from .fields import CHAT_READ, CHAT_REQUEST
 from .record import Dialect, Pivot, whole_number
 
 _LAST_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete",
@@ -51,7 +52,8 @@ class OpenAIMeter(Meter):
         usage = data.get("usage")
         if isinstance(usage, dict):
             self._set(read_openai(usage), final=True)  # the usage chunk comes last
-        for choice in data.get("choices") or ():
+        choices = data.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict):
                 continue
             delta = choice.get("delta") or choice  # legacy completions stream carries `text`
@@ -59,7 +61,8 @@ class OpenAIMeter(Meter):
                 continue
             for field in ("content", "reasoning_content", "text"):
                 self._text(delta.get(field))
-            for call in delta.get("tool_calls") or ():
+            calls = delta.get("tool_calls")
+            for call in calls if isinstance(calls, list) else ():
                 if isinstance(call, dict) and isinstance(call.get("function"), dict):
                     self._text(call["function"].get("arguments"))
         kind_ = data.get("type")
@@ -72,7 +75,8 @@ class OpenAIMeter(Meter):
 
 
 def stream_end(data: dict) -> bool:
-    return data.get("type") in _LAST_EVENTS  # the Responses API and image streams send no [DONE]
+    kind = data.get("type")  # the Responses API and image streams send no [DONE]
+    return isinstance(kind, str) and kind in _LAST_EVENTS
 
 
 def stream_failure(data: dict) -> str | None:
@@ -127,7 +131,8 @@ OPENAI = Dialect(
     marked=marked,
     models_list=models_list,
     models_path="/models",
-    pivot=Pivot(is_chat=True, endpoint=lambda body: "chat/completions"),
+    pivot=Pivot(is_chat=True, endpoint=lambda body: "chat/completions", request_shape=CHAT_REQUEST),
+    read_shape=CHAT_READ,
     max_output=lambda body: whole_number(body.get("max_completion_tokens")) or whole_number(body.get("max_tokens")),
 )
 

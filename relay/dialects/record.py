@@ -13,6 +13,7 @@ from typing import Callable, Protocol
 import orjson
 
 from relay.errors import ProxyError
+from relay.shapes import Shape
 from relay.usage import Meter
 
 
@@ -33,6 +34,8 @@ class Pivot:
     `relay.dialects`). `None` where the dialect is the pivot itself or has no such side."""
 
     is_chat: bool = False  # the pivot itself: its requests, answers and chunks need no conversion
+    # the types of every request field the conversion reads (`relay.dialects.fields`), checked first
+    request_shape: Shape | None = None
 
     # as the client's dialect
     request_to_chat: Callable[[dict, str], dict] | None = None  # (client body, upstream model)
@@ -78,6 +81,8 @@ class Dialect:
     models_list: Callable[[list[str], bool], dict]  # (names, one model) -> the list's shape
     models_path: str  # where the official API lists models, relative to the passthrough base URL
     pivot: Pivot = Pivot()
+    # the types of the request fields the forwarder itself reads, checked on every JSON request
+    read_shape: Shape | None = None
     counting: Counting | None = None
     # (client body) -> the most output tokens it asks for, None when it names no maximum
     max_output: Callable[[dict], int | None] = lambda body: None

@@ -15,6 +15,7 @@ from relay import sse
 from relay.errors import ProxyError
 
 from . import openai, responses_client, responses_client_stream
+from .fields import RESPONSES_READ, RESPONSES_REQUEST
 from .record import Dialect, Pivot, whole_number
 
 
@@ -47,7 +48,9 @@ RESPONSES = Dialect(
     models_list=openai.models_list,
     models_path="/models",
     max_output=lambda body: whole_number(body.get("max_output_tokens")),
+    read_shape=RESPONSES_READ,
     pivot=Pivot(
+        request_shape=RESPONSES_REQUEST,
         request_to_chat=responses_client.request,
         answer_from_chat=responses_client.response,
         stream_from_chat=responses_client_stream.stream,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from relay.shapes import check
+
 from .record import Dialect, StreamTranslator
 
 
@@ -53,6 +55,12 @@ class Translation:
             chat["stream"] = True
             chat["stream_options"] = {"include_usage": True}
         return chat
+
+    def check(self, body: dict) -> None:
+        """A 400 naming the first field of the client's request (a count request's wrapper
+        included) whose type the conversion cannot read."""
+        if self.client.pivot.request_shape is not None:
+            check(self.client.pivot.request_shape, body)
 
     def request(self, chat: dict, model: str) -> dict:
         """The pivot request in the channel's dialect, for the upstream `model`."""
