@@ -9,39 +9,37 @@ next candidate (SPEC §6); after it, the stream ends with an error event (§9).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 
 import httpx
 import orjson
 
-from relay import bodies, errors, headers as header_rules, shapes, stored
+from relay import bodies, shapes, stored
 from relay.auth import Caller, check_model, find_key
 from relay.config import Channel
 from relay.dialects import Dialect
-from relay.dialects.translation import Translation, between
+from relay.dialects.translation import between
 from relay.admission import refusal, store_down, token_ask
 from relay.edge import client_ip, header_map
-from relay.errors import ProxyError, UpstreamFailure, redact, upstream_message
+from relay.errors import ProxyError
 from relay import intake
 from relay.intake import ClientGone
 from relay.planner import Attempt
 from relay.records import Call
 from relay.runtime import Runtime
 from relay.state import Ask, StoreUnavailable
-from relay.streams import Events, JsonArray, Raw, Translated, TranslatedArray
-from relay.transport import header
-from relay.upstream import url as upstream_url
-from relay.usage import Meter, Usage, answer_chars, estimate_tokens, request_chars
+from relay.usage import estimate_tokens, request_chars
 
-from .answer import JSON, SHUTTING_DOWN, Answer, HeadPings, Watcher, log, read_all, stream
-from .table import COUNT, GENERATE, Row
+from .answer import JSON, SHUTTING_DOWN, Answer, HeadPings, Watcher, log, stream
+from .passthrough import StreamedPassthrough
+from .table import COUNT, Row
+from .upstream_answer import UpstreamAnswers, meter_stream, unreachable
+from .upstream_request import UpstreamRequests
 
 # The key's own failures: it rests (fleet-wide), the next candidate is tried.
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
-_ERROR_BODY_LIMIT = 64 * 1024
 
 
-class Forward:
+class Forward(UpstreamRequests, UpstreamAnswers, StreamedPassthrough):
     def __init__(self, row: Row, rt: Runtime) -> None:
         self.row = row
         self.rt = rt
@@ -255,7 +253,7 @@ class Forward:
                         await stream(response, pipe, answer, rt.alarms, self.proxy.keepalive_s,
                                      self.proxy.idle_timeout_s)
                     finally:
-                        _meter_stream(call, meter, sent)
+                        meter_stream(call, meter, sent)
                     shown = pipe.final() if pipe.complete and not pipe.failed else None
             finally:
                 await response.aclose()
@@ -265,51 +263,6 @@ class Forward:
         if failure is None:
             failure = ProxyError(503, f"No upstream could serve the model '{model}'", code="no_upstream")
         await answer.error(row.dialect, failure)
-
-    async def serve_streamed(self, scope, body: intake.Streamed, answer: Answer) -> None:
-        """A passthrough request with a large body (its own provider key): sent to the official
-        API as the body arrives, never held whole. Nothing in it needs reading but what the
-        record shows, taken from its first chunk."""
-        row, rt, call = self.row, self.rt, answer.call
-        channel = rt.passthrough[row.dialect.family]
-        first = await body.first()
-        if row.model_from == "path":
-            model = bodies.checked_model(scope["path_params"]["model"])
-        elif row.model_from == "form":
-            model = bodies.sniff_form_model(first, _content_type(scope))
-        else:
-            model = bodies.sniff_model(first)
-        call.model = model
-        streaming = row.streams == "always" or row.streams == "flag" and bodies.sniff_stream(first)
-        call.stream = streaming
-        client_sse = streaming and row.dialect.client_sse(scope["query_string"])
-        query = row.dialect.upstream_query(row.endpoint, scope["query_string"])
-        target = upstream_url(channel, row.endpoint, model or "", query, False, self.token_prefix)
-        hdrs = header_rules.upstream(scope["headers"], channel, None, self.token_prefix)
-        request = rt.upstream.streaming_request(row.method, target, hdrs, body, body.length)
-        call.attempts, call.channel = 1, channel.name
-        try:
-            response = await (self._open_with_pings(request, answer) if client_sse else rt.upstream.send(request))
-        except (httpx.TransportError, TimeoutError) as exc:
-            if isinstance(body.failure, (ProxyError, ClientGone)):
-                raise body.failure from None  # the client's side failed first: that is what it hears
-            raise unreachable(exc, channel, "", call.request_id) from None
-        rt.metrics.attempt(channel.name, response.status_code)
-        try:
-            if response.status_code >= 400:
-                failure, _ = await self._failure(response, Attempt(channel, 0), None, call)
-                await answer.error(row.dialect, failure)
-                return
-            call.billable = True
-            meter = channel.dialect.meter()
-            pipe = self._pipe(response, channel, None, None, None, model or "", False, client_sse, meter, call)
-            if pipe is None:
-                await self._whole(response, None, meter, model or "", None, answer)
-            else:
-                await stream(response, pipe, answer, rt.alarms, self.proxy.keepalive_s, self.proxy.idle_timeout_s)
-                call.usage = meter.usage
-        finally:
-            await response.aclose()
 
     async def _fleet_call(self, awaitable):
         try:
@@ -349,80 +302,6 @@ class Forward:
         streams = self.row.streams
         return streams == "always" or streams == "flag" and payload is not None and payload.get("stream") is True
 
-    def _affinity(self, caller: Caller, payload, tiers) -> bytes | None:
-        """A conversation's fingerprint: the same system prompt and first message, same key."""
-        if not self.proxy.sticky or caller.passthrough or payload is None:
-            return None
-        if len(tiers[0]) == 1 and len(tiers[0][0].keys) == 1:
-            return None
-        head = _conversation_head(payload)
-        if head is None:
-            return None
-        # The first 4 KB decide: enough to tell conversations apart, and a 100 KB document in
-        # the first message costs no more to hash than a greeting.
-        encoded = _encoded(head)
-        if encoded is None:
-            return None
-        fingerprint = encoded[:4096]
-        return hashlib.blake2b(caller.token.name.encode() + b"\0" + fingerprint, digest_size=16).digest()
-
-    def _request(self, scope, attempt: Attempt, caller: Caller, payload, body: bytes, model: str,
-                 translation: Translation | None, streaming: bool) -> tuple[httpx.Request, bool, dict | None]:
-        """The upstream request; whether the proxy asked for OpenAI's usage chunk on the client's
-        behalf; the request's pivot form when it is translated."""
-        row, channel = self.row, attempt.channel
-        relay = not caller.passthrough
-        upstream_model = channel.upstream_model(model)
-        query = scope["query_string"]
-        drop_usage_chunk = False
-        chat = None
-        if translation is not None:
-            try:
-                translation.check(payload)
-                chat = translation.to_chat(payload if row.does != COUNT else row.dialect.counting.unwrap(payload),
-                                           upstream_model, streaming)
-                if row.does == COUNT:
-                    counting = channel.dialect.counting
-                    endpoint, translated = counting.endpoint, counting.request_from_chat(chat, upstream_model)
-                else:
-                    endpoint, translated = translation.endpoint(chat), translation.request(chat, upstream_model)
-                    if channel.auto_cache and channel.dialect.auto_cache is not None:
-                        translated = channel.dialect.auto_cache(translated)
-                if not channel.stream_usage:
-                    translated.pop("stream_options", None)
-                content = orjson.dumps(translated)
-            except (RecursionError, orjson.JSONEncodeError):
-                # Content nested deeper than a converter recurses or orjson writes, or a number the
-                # converters added to that outgrew 64 bits.
-                raise ProxyError(400, "The request is nested too deeply, or holds too large a number, to be "
-                                      "translated", code="untranslatable") from None
-            query = channel.dialect.upstream_query(endpoint, b"")
-        else:
-            endpoint = row.endpoint
-            content = body
-            if row.model_from == "body":
-                changes = {}
-                if upstream_model != model:
-                    changes["model"] = upstream_model
-                if streaming and relay and channel.stream_usage and row.endpoint in (
-                    "chat/completions", "completions"
-                ):
-                    options = payload.get("stream_options")
-                    if not (isinstance(options, dict) and options.get("include_usage") is True):
-                        changes["stream_options"] = {**(options if isinstance(options, dict) else {}),
-                                                     "include_usage": True}
-                        drop_usage_chunk = True
-                if changes and (content := _encoded({**payload, **changes})) is None:
-                    raise _TOO_DEEP
-            elif row.model_from == "form" and upstream_model != model:
-                content = bodies.replace_form_model(body, _content_type(scope), upstream_model)
-            query = channel.dialect.upstream_query(endpoint, query)
-        target = upstream_url(channel, endpoint, upstream_model, query, relay, self.token_prefix)
-        hdrs = header_rules.upstream(scope["headers"], channel, attempt.key if relay else None, self.token_prefix)
-        if translation is not None:
-            hdrs = [(n, v) for n, v in hdrs if n != b"content-type"] + JSON
-        return self.rt.upstream.request(row.method, target, hdrs, content), drop_usage_chunk, chat
-
     async def _open_with_pings(self, request: httpx.Request, answer: Answer) -> httpx.Response:
         """The upstream's answer head for an event-stream client: one that has waited
         `keepalive_s` gets `: ping` lines (and so its 200) while the upstream thinks."""
@@ -442,161 +321,3 @@ class Forward:
                 await response.aclose()  # left early: the upstream request must not stay open
                 raise
         return response
-
-    async def _failure(self, response: httpx.Response, attempt: Attempt, translation,
-                       call: Call) -> tuple[ProxyError, bytes]:
-        """The upstream's error answer as the client's failure, and the body it came with."""
-        raw = b""
-        try:
-            raw = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s, _ERROR_BODY_LIMIT)
-        except (httpx.HTTPError, TimeoutError):
-            pass
-        finally:
-            await response.aclose()
-        status = response.status_code
-        if translation is not None and status == 529:
-            status = 503  # Anthropic's "overloaded" has no name in other dialects
-        message = call.scrub(upstream_message(raw))
-        headers = {}
-        retry_after = header(response.headers, b"retry-after")
-        if retry_after is not None:
-            headers["retry-after"] = retry_after
-        passable = _error_body(raw) if translation is None else None
-        return UpstreamFailure(
-            status, message,
-            raw=call.scrub_bytes(passable) if passable is not None else None,
-            family=attempt.channel.dialect.family, headers=headers,
-        ), raw
-
-    # -- the answer ------------------------------------------------------------------------
-
-    def _pipe(self, response: httpx.Response, channel: Channel, translation: Translation | None, payload,
-              chat: dict | None, model: str, drop_usage_chunk: bool, client_sse: bool, meter: Meter, call: Call):
-        """How the answer's body is passed on: a pipe for `stream`, or None to read it whole."""
-        dialect = self.row.dialect
-        ctype = header(response.headers, b"content-type") or ""
-        if ctype.startswith("text/event-stream"):
-            if translation is not None:
-                pipe = Translated if client_sse else TranslatedArray
-                return pipe(channel.dialect, dialect, meter, translation.stream(payload, chat, model))
-            if not client_sse:
-                return JsonArray(dialect, meter, call.scrub_bytes)
-            expect = drop_usage_chunk or dialect.asks_usage(payload)
-            return Events(dialect, meter, drop_usage_chunk, expect, call.scrub_bytes)
-        if ctype.startswith("application/json") and not call.stream:
-            return None
-        return Raw()
-
-    async def _whole(self, response: httpx.Response, translation: Translation | None, meter: Meter, model: str,
-                     payload, answer: Answer) -> dict | None:
-        """Sends a whole answer on; returns it as the client sees it, parsed (None if not JSON)."""
-        call = answer.call
-        try:
-            data = await read_all(response, self.rt.alarms, self.proxy.idle_timeout_s)
-        except httpx.DecodingError as exc:  # compressed although identity was asked, and broken
-            raise ProxyError(502, str(exc), code="bad_upstream_answer") from None
-        try:
-            parsed = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            parsed = None
-        if isinstance(parsed, dict):
-            meter.answer(parsed)
-            if translation is not None:
-                try:
-                    parsed = self._translated_answer(translation, parsed, model, payload)
-                    data = orjson.dumps(parsed)
-                except (RecursionError, orjson.JSONEncodeError):  # parsers read 1024 levels, orjson writes 254
-                    raise ProxyError(502, "The answer is nested too deeply to be translated",
-                                     code="bad_upstream_answer") from None
-            elif parsed.get("error"):
-                data = call.scrub_bytes(data)  # an error under a 200 may quote the key it was sent
-        elif translation is not None:
-            raise ProxyError(502, "The upstream answered with a body that is not JSON", code="bad_upstream_answer")
-        else:
-            data = call.scrub_bytes(data)
-        _meter_answer(call, meter, payload, parsed, self.row.does == GENERATE)
-        out = JSON if translation is not None else header_rules.downstream(response.headers.raw, call.secrets)
-        await answer.whole(response.status_code, out, data)
-        return parsed if isinstance(parsed, dict) and not parsed.get("error") else None
-
-    def _translated_answer(self, translation: Translation, parsed: dict, model: str, payload) -> dict:
-        if self.row.does != COUNT:
-            return translation.answer(parsed, model, payload)
-        tokens = translation.channel.counting.read(parsed)
-        if tokens is None:
-            raise ProxyError(502, "The upstream's token count could not be read", code="bad_upstream_answer")
-        return self.row.dialect.counting.reply(tokens)
-
-
-_TOO_DEEP = ProxyError(400, "The request is nested too deeply to be forwarded", code="too_deep")
-
-
-def unreachable(exc: Exception, channel: Channel, key: str, request_id: str = "") -> ProxyError:
-    """A request that got no answer head at all: the details (channel, the error with its host)
-    go to the log, the client learns only which dialect's upstream failed and how."""
-    log.warning("request %s: channel %r (%s) gave no answer: %s", request_id, channel.name, channel.type,
-                redact(f"{type(exc).__name__}: {exc}", key))
-    return errors.unreachable(exc, channel.dialect.name)
-
-
-def _conversation_head(payload: dict):
-    for field in ("messages", "contents", "input"):
-        items = payload.get(field)
-        if isinstance(items, list) and items:
-            system = payload.get("system") or payload.get("systemInstruction") or payload.get("instructions")
-            return [system, items[0]] if system is not None else items[:2]
-    return None
-
-
-def _meter_stream(call: Call, meter: Meter, payload) -> None:
-    """A stream's usage: the upstream's final word, else what the client was sent, estimated
-    (a cut or aborted stream: message_start's count of 1 output token is not the answer)."""
-    if meter.final:
-        call.usage = meter.usage
-        return
-    if payload is None and meter.usage is None:
-        return  # not a model's answer (a binary body): nothing to estimate
-    reported = meter.usage or Usage()
-    call.estimated = True
-    call.usage = Usage(
-        reported.input_tokens or estimate_tokens(request_chars(payload or {})),
-        max(reported.output_tokens, meter.estimate_output()),
-        reported.cached_input_tokens, reported.reasoning_tokens, reported.cache_write_tokens,
-    )
-
-
-def _meter_answer(call: Call, meter: Meter, payload, parsed, generated: bool) -> None:
-    """A whole answer's usage; a model's answer without usage that can be trusted (none, a
-    negative count, an empty or non-JSON body) is estimated from the request and the text."""
-    call.usage = meter.usage
-    if meter.usage is None and generated and isinstance(payload, dict):
-        call.estimated = True
-        text = answer_chars(parsed) if isinstance(parsed, dict) else 0
-        call.usage = Usage(estimate_tokens(request_chars(payload)), estimate_tokens(text))
-
-
-def _error_body(raw: bytes) -> bytes | None:
-    """An upstream's error body fit to pass on as it is (compact: it may end up on a `data:`
-    line of an event stream), or None when it is not a JSON error object."""
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    return _encoded(data) if isinstance(data, dict) and "error" in data else None
-
-
-def _encoded(value: object) -> bytes | None:
-    """`value` as JSON; None when it is nested deeper than orjson writes (254 levels: parsers read
-    1024, so a hostile body or answer can be read and not written again)."""
-    try:
-        return orjson.dumps(value)
-    except orjson.JSONEncodeError:
-        return None
-
-
-def _content_type(scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"content-type":
-            return value.decode("latin-1")
-    return ""
-

@@ -20,7 +20,8 @@ from relay.streams import Raw
 from relay.upstream import forwarded_query
 
 from .answer import JSON, Answer, stream
-from .forward import Forward, unreachable
+from .forward import Forward
+from .upstream_answer import unreachable
 
 
 class Models(Forward):

@@ -246,7 +246,7 @@ def test_last_event_without_its_blank_line_still_reaches_the_client(harness):
 
 
 def test_upstream_error_bodies_are_passed_on_compact():
-    from routes.forward import _error_body
+    from routes.upstream_answer import _error_body
 
     assert _error_body(b'{\n  "error": {\n    "message": "x"\n  }\n}') == b'{"error":{"message":"x"}}'
     assert _error_body(b"<html>bad gateway</html>") is None

@@ -38,7 +38,6 @@ from .common import (
     NO_EFFORT,
     REASONING_MODEL,
     as_dict,
-    as_int,
     as_list,
     as_str,
     budget_to_effort,

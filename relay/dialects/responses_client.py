@@ -34,7 +34,6 @@ from .common import (
     NO_EFFORT,
     REASONING_MODEL,
     as_dict,
-    as_int,
     as_list,
     as_str,
     new_id,
