@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from relay.dialects.anthropic_client import call_id, message_id, stop_reason
 from relay.dialects.arguments import Arguments
-from relay.dialects.common import anthropic_usage_from_chat, as_dict, as_list, as_str, dumps, new_id, stream_error
+from relay.dialects.common import anthropic_usage_from_chat, as_dict, as_list, as_str, call_slot, dumps, new_id, stream_error
 
 
 class OpenAIToAnthropicStream:
@@ -87,11 +87,7 @@ class OpenAIToAnthropicStream:
 
     def _tool_delta(self, delta: dict) -> list[dict]:
         fn = as_dict(delta.get("function"))
-        index, upstream_id = delta.get("index"), as_str(delta.get("id")) or None
-        index = index if isinstance(index, int) else None  # (a list or an object is no key)
-        key = self.route.get(index)  # the latest call at this upstream index
-        if upstream_id and key is not None and self.calls[key]["upstream_id"] not in (None, upstream_id):
-            key = None  # a new id at a used index: servers that number every call 0 (Ollama) or none
+        index, upstream_id, key = call_slot(self.route, self.calls, delta)
         if key is None:
             key = self.route[index] = len(self.calls)
             call = {"upstream_id": upstream_id, "id": call_id(upstream_id) if upstream_id else new_id("toolu_")}

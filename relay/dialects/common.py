@@ -219,6 +219,19 @@ def unpack_thinking(value: object) -> list[dict] | None:
     return [block for block in blocks if isinstance(block, dict)] if isinstance(blocks, list) else None
 
 
+def call_slot(route: dict, calls, delta: dict) -> tuple[int | None, str | None, int | None]:
+    """Which of a stream's tool calls a chat tool-call delta continues: (its upstream index, its
+    upstream id, the key in `calls` of the call it continues, None for a new call). The index
+    finds the call; a new id at a used index starts another (servers that number every call 0,
+    such as Ollama, or none)."""
+    index, upstream_id = delta.get("index"), as_str(delta.get("id")) or None
+    index = index if isinstance(index, int) else None  # (a list or an object is no key)
+    key = route.get(index)  # the latest call at this upstream index
+    if upstream_id and key is not None and calls[key]["upstream_id"] not in (None, upstream_id):
+        key = None
+    return index, upstream_id, key
+
+
 def refuse(param: str, what: str) -> ProxyError:
     """The 400 for a request the target cannot serve, naming the field."""
     return ProxyError(400, f"{param}: {what}", param=param)

@@ -17,7 +17,7 @@ deltas of its own until the JSON is whole.
 from __future__ import annotations
 
 from .arguments import Arguments
-from .common import as_dict, as_list, as_str, dumps, new_id, now, pack_thinking, stream_error
+from .common import as_dict, as_list, call_slot, dumps, new_id, now, pack_thinking, stream_error
 from .responses_client import (
     call_item,
     envelope,
@@ -170,11 +170,7 @@ class ChatToResponsesStream:
 
     def _tool_delta(self, delta: dict) -> list[dict]:
         fn = as_dict(delta.get("function"))
-        index, upstream_id = delta.get("index"), as_str(delta.get("id")) or None
-        index = index if isinstance(index, int) else None
-        key = self.route.get(index)  # the latest call at this upstream index
-        if upstream_id and key is not None and self.calls[key]["upstream_id"] not in (None, upstream_id):
-            key = None  # a new id at a used index: servers that number every call 0 (Ollama) or none
+        index, upstream_id, key = call_slot(self.route, self.calls, delta)
         if key is None:
             key = self.route[index] = len(self.calls)
             self.calls.append({"upstream_id": upstream_id, "call_id": upstream_id or new_id("call_"), "name": "",
