@@ -51,7 +51,7 @@ def test_rpm_admits_exactly_the_limit_under_concurrency(make_store):
     assert sum(a.ok for a in results) == 10
     refused = [a for a in results if not a.ok]
     assert {a.reason for a in refused} == {"rpm"}
-    assert all(1 <= a.retry_after <= 60 for a in refused)
+    assert all(1 <= a.retry_after <= 61 for a in refused)
 
 
 class Clock:
@@ -62,7 +62,7 @@ class Clock:
         return self.now
 
 
-def test_rpm_is_a_true_sliding_window():
+def test_rpm_slides_in_one_second_steps_and_never_lets_60_seconds_see_more():
     clock = Clock()
     store = MemoryStore(clock=clock)
 
@@ -70,13 +70,29 @@ def test_rpm_is_a_true_sliding_window():
         clock.now = 1_000_000.0 + at
         return store.admit_now(Ask(f"r{i}", "alice", rpm=3))
 
-    assert [admit(t, i).ok for i, t in enumerate((0, 10, 20))] == [True, True, True]
+    assert [admit(t, i).ok for i, t in enumerate((0.5, 10, 20))] == [True, True, True]
     refused = admit(30, 3)
-    assert (refused.ok, refused.reason, refused.retry_after) == (False, "rpm", 30)
-    assert not admit(59.9, 4).ok  # the first admission is still inside the last 60 s
-    assert admit(60, 5).ok  # ... and leaves it at 60 s
-    refused = admit(65, 6)
-    assert (refused.ok, refused.retry_after) == (False, 5)  # the one at 10 s leaves at 70 s
+    assert (refused.ok, refused.reason, refused.retry_after) == (False, "rpm", 31)
+    assert not admit(60.4, 4).ok  # the first admission is still inside the last 60 s
+    assert not admit(60.9, 5).ok  # its second's bucket is kept until 61 s after the second began
+    assert admit(61, 6).ok
+    refused = admit(65, 7)
+    assert (refused.ok, refused.retry_after) == (False, 6)  # the one at 10 s lapses at 71 s
+
+
+def test_a_window_holds_61_buckets_whatever_the_rate():
+    clock = Clock()
+    store = MemoryStore(clock=clock)
+    for i in range(20_000):  # 100 requests a second for 200 s
+        clock.now = 1_000_000.0 + i / 100
+        assert store.admit_now(Ask(f"r{i}", "busy", rpm=10**9, tpm=10**12, tokens=10)).ok
+        store.settle_now([Settlement(f"r{i}", "busy", DAY, 0.0, 5)])
+    token = store._tokens["busy"]
+    assert len(token.rpm.buckets) <= 61 and len(token.tpm.buckets) <= 61
+    assert token.tpm.total == 5 * 100 * 61  # the true counts of the last 61 seconds, estimates gone
+    # nor do settled requests linger: what the store keeps of them is bounded too
+    assert len(token.reservations) == 0 and len(token.expiries) <= 64
+    assert len(store._settled) <= store.settled_max
 
 
 def test_tpm_reservations_hold_under_concurrency(make_store):

@@ -13,19 +13,41 @@ Keys of one token share the hash tag `{name}`: see `redis_store.TokenKeys`.
 # deprecated but still there); on 6.2 it must be asked for before a write that follows TIME.
 _PRELUDE = """
 if redis.replicate_commands then redis.replicate_commands() end
-local WINDOW = 60000000
-local WINDOW_MS = 61000
-local now
+local KEEP = 61  -- a count is kept from its second until 61 s after that second began
+local WINDOW_MS = 62000
+local now, second
 local function tick()
   local clock = redis.call('TIME')
   now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+  second = tonumber(clock[1])
 end
 
--- Seconds until the oldest entry of a window leaves it.
-local function wait(key)
-  local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-  if #oldest == 0 then return 1 end
-  return math.max(1, math.ceil((tonumber(oldest[2]) + WINDOW - now) / 1000000))
+-- A window of one-second buckets (a hash: second -> amount): its live total and oldest live
+-- second; buckets that have lapsed are deleted.
+local function window(key)
+  local all = redis.call('HGETALL', key)
+  local total, oldest = 0, nil
+  for i = 1, #all, 2 do
+    local s = tonumber(all[i])
+    if (s + KEEP) * 1000000 <= now then
+      redis.call('HDEL', key, all[i])
+    else
+      total = total + tonumber(all[i + 1])
+      if not oldest or s < oldest then oldest = s end
+    end
+  end
+  return total, oldest
+end
+
+-- Seconds until the oldest live bucket of a window lapses.
+local function wait(oldest)
+  if not oldest then return 1 end
+  return math.max(1, math.ceil(((oldest + KEEP) * 1000000 - now) / 1000000))
+end
+
+local function count(key, amount)
+  redis.call('HINCRBY', key, second, amount)
+  redis.call('PEXPIRE', key, WINDOW_MS)
 end
 
 -- Drops the reservations whose replica never settled them; the money still held after. The
@@ -48,7 +70,7 @@ local function lapse(acct, res, rexp, reserved)
 end
 """
 
-# KEYS: acct rpm tpm tpm_sum res rexp
+# KEYS: acct rpm tpm res rexp
 # ARGV: request_id rpm tpm tokens usd_nano opening_nano reservation_ttl_us ('' for none)
 # -> {code, retry_after, available nano-USD or nil}; code 0 admitted, 1 revoked, 2 rpm, 3 tpm,
 #    4 balance (relay.state.REASONS)
@@ -64,29 +86,17 @@ end
 local rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3])
 if not (rpm or tpm or bal) then return {0, 0, false} end
 tick()
-local since = now - WINDOW
 local id = ARGV[1]
 local tokens = tonumber(ARGV[4])
 local reserved = tonumber(a[3]) or 0
-if reserved ~= 0 or tpm then reserved = lapse(acct, KEYS[5], KEYS[6], reserved) end
+if reserved ~= 0 or tpm then reserved = lapse(acct, KEYS[4], KEYS[5], reserved) end
 if rpm then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', since)
-  if redis.call('ZCARD', KEYS[2]) >= rpm then return {2, wait(KEYS[2]), false} end
+  local seen, oldest = window(KEYS[2])
+  if seen >= rpm then return {2, wait(oldest), false} end
 end
-local sum = 0
 if tpm then
-  sum = tonumber(redis.call('GET', KEYS[4]) or '0')
-  local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', since)
-  if #old > 0 then
-    for _, m in ipairs(old) do sum = sum - tonumber(string.match(m, '|(%d+)$')) end
-    redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', since)
-  end
-  -- the window expired whole while its sum lived on
-  if sum ~= 0 and redis.call('EXISTS', KEYS[3]) == 0 then sum = 0 end
-  if sum >= tpm or (sum > 0 and sum + tokens > tpm) then
-    if #old > 0 then redis.call('SET', KEYS[4], string.format('%d', sum), 'PX', WINDOW_MS) end
-    return {3, wait(KEYS[3]), false}
-  end
+  local sum, oldest = window(KEYS[3])
+  if sum >= tpm or (sum > 0 and sum + tokens > tpm) then return {3, wait(oldest), false} end
 end
 local held = 0
 if bal then
@@ -94,19 +104,12 @@ if bal then
   held = tonumber(ARGV[5])
   if held > bal - reserved then return {4, 0, bal - reserved} end
 end
-if rpm then
-  redis.call('ZADD', KEYS[2], now, id)
-  redis.call('PEXPIRE', KEYS[2], WINDOW_MS)
-end
-if tpm then
-  redis.call('ZADD', KEYS[3], now, id .. '|' .. ARGV[4])
-  redis.call('PEXPIRE', KEYS[3], WINDOW_MS)
-  redis.call('SET', KEYS[4], string.format('%d', sum + tokens), 'PX', WINDOW_MS)
-end
+if rpm then count(KEYS[2], 1) end
+if tpm then count(KEYS[3], tokens) end
 if held > 0 or tpm then
   local ttl = tonumber(ARGV[7])
-  redis.call('HSET', KEYS[5], id, string.format('%d %s', held, tpm and ARGV[4] or '-1'))
-  redis.call('ZADD', KEYS[6], now + ttl, id)
+  redis.call('HSET', KEYS[4], id, string.format('%d %s %d', held, tpm and ARGV[4] or '-1', second))
+  redis.call('ZADD', KEYS[5], now + ttl, id)
   if held > 0 then reserved = redis.call('HINCRBY', acct, 'reserved', held) end
 end
 if bal then return {0, 0, bal - reserved} end
@@ -116,41 +119,38 @@ return {0, 0, false}
 # KEYS: ip_window   ARGV: request_id ip_rpm   -> as ADMIT, code 5 for a refusal
 ADMIT_IP = _PRELUDE + """
 tick()
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - WINDOW)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return {5, wait(KEYS[1]), false} end
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], WINDOW_MS)
+local seen, oldest = window(KEYS[1])
+if seen >= tonumber(ARGV[2]) then return {5, wait(oldest), false} end
+count(KEYS[1], 1)
 return {0, 0, false}
 """
 
-# KEYS: acct tpm tpm_sum res rexp settled_mark day
+# KEYS: acct tpm res rexp settled_mark day
 # ARGV: request_id billed_nano tokens settled_ttl_ms day_ttl_s   -> 1 applied, 0 a repeat
 SETTLE = _PRELUDE + """
-if not redis.call('SET', KEYS[6], 1, 'NX', 'PX', ARGV[4]) then return 0 end
+if not redis.call('SET', KEYS[5], 1, 'NX', 'PX', ARGV[4]) then return 0 end
 local id = ARGV[1]
-local held = redis.call('HGET', KEYS[4], id)
+local held = redis.call('HGET', KEYS[3], id)
 if held then
-  local money, tok = string.match(held, '^(%-?%d+) (%-?%d+)$')
-  redis.call('HDEL', KEYS[4], id)
-  redis.call('ZREM', KEYS[5], id)
+  local money, tok, at = string.match(held, '^(%-?%d+) (%-?%d+) (%d+)$')
+  redis.call('HDEL', KEYS[3], id)
+  redis.call('ZREM', KEYS[4], id)
   if tonumber(money) ~= 0 then redis.call('HINCRBY', KEYS[1], 'reserved', -tonumber(money)) end
   if tonumber(tok) >= 0 then
-    -- the estimate leaves the tpm window, the true count enters it now
+    -- the estimate leaves the tpm window (if it is still in it), the true count enters it now
     tick()
-    local sum = tonumber(redis.call('GET', KEYS[3]) or '0')
-    if redis.call('ZREM', KEYS[2], id .. '|' .. tok) == 1 then sum = sum - tonumber(tok) end
-    if redis.call('EXISTS', KEYS[2]) == 0 then sum = 0 end
-    redis.call('ZADD', KEYS[2], now, id .. '|' .. ARGV[3])
-    redis.call('PEXPIRE', KEYS[2], WINDOW_MS)
-    redis.call('SET', KEYS[3], string.format('%d', sum + tonumber(ARGV[3])), 'PX', WINDOW_MS)
+    if (tonumber(at) + KEEP) * 1000000 > now and tonumber(tok) > 0 then
+      if redis.call('HINCRBY', KEYS[2], at, -tonumber(tok)) <= 0 then redis.call('HDEL', KEYS[2], at) end
+    end
+    if tonumber(ARGV[3]) > 0 then count(KEYS[2], tonumber(ARGV[3])) end
   end
 end
 local billed = tonumber(ARGV[2])
 -- (formatted: Lua writes -0 as "-0", which HINCRBY refuses, failing a $0 settlement's batch)
 if redis.call('HEXISTS', KEYS[1], 'bal') == 1 then redis.call('HINCRBY', KEYS[1], 'bal', string.format('%d', -billed)) end
 redis.call('HINCRBY', KEYS[1], 'spent', billed)
-redis.call('HINCRBY', KEYS[7], 'usd', billed)
-if redis.call('HINCRBY', KEYS[7], 'n', 1) == 1 then redis.call('EXPIRE', KEYS[7], ARGV[5]) end
+redis.call('HINCRBY', KEYS[6], 'usd', billed)
+if redis.call('HINCRBY', KEYS[6], 'n', 1) == 1 then redis.call('EXPIRE', KEYS[6], ARGV[5]) end
 return 1
 """
 

@@ -5,13 +5,17 @@ Semantics, shared by both stores:
 
 - An admission checks, in order: revocation, `rpm`, `tpm`, balance. A refused request counts
   nowhere; an admitted one is counted at once (so concurrent requests cannot all slip through).
-- `rpm`: a true sliding window, the admissions of the last 60 s; `retry_after` is the time until
-  the oldest of them leaves it.
-- `tpm`: the tokens of the last 60 s. An admission adds its estimate at once; settling replaces
-  it with the true count, stamped at settlement (a request longer than a minute still counts).
-  Refused when the window's sum is at or over `tpm`, or when the estimate would take a non-zero
-  sum over it: a single request larger than `tpm` passes when the window is empty, or a large
-  prompt could never pass. `retry_after` is the time until the oldest entry leaves the window.
+- Windows (`rpm`, `tpm`, `ip_rpm`) slide in one-second steps: what is counted in a second is kept
+  until 61 s after that second began. So no 60 seconds ever see more than the limit (a count is
+  kept 60 to 61 s, never less), and a window is 61 buckets, whatever the rate (an exact log of
+  every admission cost ~35 MB a minute for one token at 1,000 requests a second). `retry_after`
+  is the time until the oldest bucket lapses.
+- `rpm`: the admissions of the window.
+- `tpm`: its tokens. An admission adds its estimate at once; settling replaces it with the true
+  count, counted at settlement (a request longer than a minute still counts). Refused when the
+  window's sum is at or over `tpm`, or when the estimate would take a non-zero sum over it: a
+  single request larger than `tpm` passes when the window is empty, or a large prompt could
+  never pass.
 - Balance: opened by the first admission that brings `opening_usd`, refused or not (never again,
   even once spent to 0), by `set_balance` or by `credit`. An admission reserves `usd` and is refused when `usd`
   exceeds the balance less the open reservations (so a token in debt is refused even for an
@@ -42,25 +46,66 @@ from . import (
 _REVOKED = Admission(False, "revoked")
 
 
-def _retry_after(oldest: float, now: float) -> int:
-    return max(1, math.ceil(oldest + WINDOW_S - now))
+KEEP_S = WINDOW_S + 1  # a count is kept from its second until 61 s after that second began
+
+
+class _Window:
+    """A minute's counts in one-second buckets: each is kept from its second until `KEEP_S` after
+    that second began, so whatever 60 seconds are looked at, nothing in them is missed (at most a
+    second more is); and a window holds 61 buckets whatever the rate."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets: deque[list[int]] = deque()  # [second, amount], oldest first
+        self.total = 0
+
+    def lapse(self, now: float) -> None:
+        buckets = self.buckets
+        while buckets and buckets[0][0] + KEEP_S <= now:
+            self.total -= buckets.popleft()[1]
+
+    def add(self, now: float, amount: int) -> int:
+        """Counts `amount` now; the second it was counted in."""
+        second = int(now)
+        buckets = self.buckets
+        if buckets and buckets[-1][0] == second:
+            buckets[-1][1] += amount
+        else:
+            buckets.append([second, amount])
+        self.total += amount
+        return second
+
+    def remove(self, second: int, amount: int) -> None:
+        """Takes back what was counted in `second`, if that second is still in the window."""
+        for bucket in reversed(self.buckets):
+            if bucket[0] == second:
+                bucket[1] -= amount
+                self.total -= amount
+                return
+            if bucket[0] < second:
+                return
+
+    def retry_after(self, now: float) -> int:
+        """Seconds until the oldest count lapses."""
+        return max(1, math.ceil(self.buckets[0][0] + KEEP_S - now)) if self.buckets else 1
 
 
 class _Token:
     __slots__ = (
-        "known", "balance", "reserved", "spent", "revoked", "rpm", "tpm", "tpm_sum",
+        "known", "balance", "reserved", "spent", "revoked", "rpm", "tpm",
         "reservations", "expiries", "days",
     )
 
     def __init__(self) -> None:
         self.known = False
         self.balance: int | None = None  # nano-USD; None: no balance
-        self.reserved = self.spent = self.tpm_sum = 0
+        self.reserved = self.spent = 0
         self.revoked = False
-        self.rpm: deque[float] = deque()  # admission times
-        self.tpm: deque[list] = deque()  # [time, tokens, counted]
-        # request id -> (nano-USD held, its tpm entry or None, expiry)
-        self.reservations: dict[str, tuple[int, list | None, float]] = {}
+        self.rpm = _Window()  # requests admitted
+        self.tpm = _Window()  # tokens: reserved at admission, the true count once settled
+        # request id -> (nano-USD held, (second, tokens) counted in the tpm window or None, expiry)
+        self.reservations: dict[str, tuple[int, tuple[int, int] | None, float]] = {}
         self.expiries: deque[tuple[float, str]] = deque()
         self.days: dict[str, list[int]] = {}  # day -> [nano-USD spent, requests]
 
@@ -74,7 +119,7 @@ class MemoryStore:
         *,
         reservation_ttl_s: float = 3600.0,
         settled_ttl_s: float = 3600.0,
-        settled_max: int = 100_000,
+        settled_max: int = 10_000,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.admit_timeout_s = 0.0  # nothing here waits
@@ -82,14 +127,14 @@ class MemoryStore:
         self.settled_ttl_s = settled_ttl_s
         # Settled request ids, so a repeat counts once. Nothing replays to a store in memory (an
         # outage's journal goes to Redis), so a bounded window is enough: at most this many
-        # (~30 MB), the oldest forgotten first; at 1,000 requests a second, 100 s of them.
+        # (~2.5 MB), the oldest forgotten first; at 1,000 requests a second, 10 s of them.
         self.settled_max = settled_max
         self._settled: dict[str, float] = {}
         self._settled_order: deque[tuple[float, str]] = deque()
         self._clock = clock
         self._tokens: dict[str, _Token] = {}
         # One window per client IP; the least recently seen go first once this many are tracked.
-        self._ips: LRUCache[str, deque[float]] = LRUCache(maxsize=100_000)
+        self._ips: LRUCache[str, _Window] = LRUCache(maxsize=100_000)
         self._resting: dict[str, float] = {}
         self._responses: dict[tuple[str, str], tuple[float, bytes]] = {}
         self._response_expiries: list[tuple[float, tuple[str, str]]] = []
@@ -111,34 +156,24 @@ class MemoryStore:
         if t.balance is None and ask.opening_usd is not None:
             t.balance, t.known = to_nano(ask.opening_usd), True
         now = self._clock()
-        since = now - WINDOW_S
         self._expire_reservations(t, now)
         if ask.rpm is not None:
-            window = t.rpm
-            while window and window[0] <= since:
-                window.popleft()
-            if len(window) >= ask.rpm:
-                return Admission(False, "rpm", _retry_after(window[0], now))
+            t.rpm.lapse(now)
+            if t.rpm.total >= ask.rpm:
+                return Admission(False, "rpm", t.rpm.retry_after(now))
         if ask.tpm is not None:
-            entries = t.tpm
-            # Entries a settlement replaced no longer count: drop them with the expired ones.
-            while entries and (entries[0][0] <= since or not entries[0][2]):
-                old = entries.popleft()
-                if old[2]:
-                    t.tpm_sum -= old[1]
-            total = t.tpm_sum
+            t.tpm.lapse(now)
+            total = t.tpm.total
             if total >= ask.tpm or (total > 0 and total + ask.tokens > ask.tpm):
-                return Admission(False, "tpm", _retry_after(entries[0][0], now) if entries else 1)
+                return Admission(False, "tpm", t.tpm.retry_after(now))
         held = to_nano(ask.usd) if t.balance is not None else 0
         if t.balance is not None and held > t.balance - t.reserved:
             return Admission(False, "balance", 0, to_usd(t.balance - t.reserved))
         if ask.rpm is not None:
-            t.rpm.append(now)
+            t.rpm.add(now, 1)
         entry = None
         if ask.tpm is not None:
-            entry = [now, ask.tokens, True]
-            t.tpm.append(entry)
-            t.tpm_sum += ask.tokens
+            entry = (t.tpm.add(now, ask.tokens), ask.tokens)
         if held > 0 or entry is not None:
             expires = now + self.reservation_ttl_s
             t.reservations[ask.request_id] = (held, entry, expires)
@@ -154,12 +189,11 @@ class MemoryStore:
         now = self._clock()
         window = self._ips.get(ask.ip)
         if window is None:
-            window = self._ips[ask.ip] = deque()
-        while window and window[0] <= now - WINDOW_S:
-            window.popleft()
-        if len(window) >= ask.ip_rpm:
-            return Admission(False, "ip_rpm", _retry_after(window[0], now))
-        window.append(now)
+            window = self._ips[ask.ip] = _Window()
+        window.lapse(now)
+        if window.total >= ask.ip_rpm:
+            return Admission(False, "ip_rpm", window.retry_after(now))
+        window.add(now, 1)
         return ADMITTED
 
     def _expire_reservations(self, t: _Token, now: float) -> None:
@@ -191,13 +225,14 @@ class MemoryStore:
         held = t.reservations.pop(s.request_id, None)
         if held is not None:
             t.reserved -= held[0]
-            reserved_entry = held[1]
-            if reserved_entry is not None:
-                if reserved_entry[2]:
-                    reserved_entry[2] = False
-                    t.tpm_sum -= reserved_entry[1]
-                t.tpm.append([now, s.tokens, True])
-                t.tpm_sum += s.tokens
+            if len(t.expiries) > 2 * len(t.reservations) + 64:
+                # The expiries of settled reservations would wait an hour to leave: drop them now
+                # and then (amortised, a few times the open reservations at most).
+                t.expiries = deque(sorted((entry[2], rid) for rid, entry in t.reservations.items()))
+            counted = held[1]
+            if counted is not None:  # the estimate leaves the tpm window, the true count enters it now
+                t.tpm.remove(*counted)
+                t.tpm.add(now, s.tokens)
         billed = to_nano(s.billed_usd)
         if t.balance is not None:
             t.balance -= billed

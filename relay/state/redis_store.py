@@ -40,17 +40,16 @@ def _escape(name: str) -> str:
 class TokenKeys:
     """The keys of one token, all tagged `{name}`."""
 
-    __slots__ = ("acct", "rpm", "tpm", "tpm_sum", "res", "rexp", "base", "admit")
+    __slots__ = ("acct", "rpm", "tpm", "res", "rexp", "base", "admit")
 
     def __init__(self, prefix: str, name: str) -> None:
         base = self.base = f"{prefix}{{{_escape(name)}}}:"
         self.acct = base + "acct"  # hash: bal, reserved, spent (nano-USD), revoked (0/1)
-        self.rpm = base + "rpm"  # zset: request id -> admitted at (µs)
-        self.tpm = base + "tpm"  # zset: "request id|tokens" -> counted at (µs)
-        self.tpm_sum = base + "tpm_sum"  # the tpm window's sum
-        self.res = base + "res"  # hash: request id -> "nano-USD held, tpm tokens or -1"
+        self.rpm = base + "rpm"  # hash: second -> requests admitted in it (the last 61 s)
+        self.tpm = base + "tpm"  # hash: second -> tokens counted in it (the last 61 s)
+        self.res = base + "res"  # hash: request id -> "nano-USD held, tpm tokens or -1, second"
         self.rexp = base + "rexp"  # zset: request id -> reservation expiry (µs)
-        self.admit = (6, self.acct, self.rpm, self.tpm, self.tpm_sum, self.res, self.rexp)
+        self.admit = (5, self.acct, self.rpm, self.tpm, self.res, self.rexp)
 
     def settled(self, request_id: str) -> str:
         return f"{self.base}settled:{request_id}"  # set while the settlement is remembered
@@ -265,7 +264,7 @@ class RedisStore:
         for s in entries:
             k = self._keys.get(s.token) or self.token_keys(s.token)
             commands.append(_pack((
-                "EVALSHA", sha, 7, k.acct, k.tpm, k.tpm_sum, k.res, k.rexp, k.settled(s.request_id), k.day(s.day),
+                "EVALSHA", sha, 6, k.acct, k.tpm, k.res, k.rexp, k.settled(s.request_id), k.day(s.day),
                 s.request_id, to_nano(s.billed_usd), s.tokens, settled_ttl, DAY_TTL_S,
             )))
         _raise_errors(await self._pipeline.run(commands, self._timeout_s))
