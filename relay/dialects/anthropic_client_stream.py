@@ -44,7 +44,7 @@ class OpenAIToAnthropicStream:
             for text in (delta.get("content"), delta.get("refusal")):
                 if isinstance(text, str) and text:
                     out += self._text("text", text)
-            for call in as_list(delta.get("tool_calls")):
+            for call in as_list(delta.get("tool_calls")) if "tool_calls" in delta else ():
                 out += self._tool_delta(as_dict(call))
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]

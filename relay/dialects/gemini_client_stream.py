@@ -41,15 +41,18 @@ class ChatToGeminiStream:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if self.thoughts and isinstance(reasoning, str) and reasoning:
                 parts.append({"text": reasoning, "thought": True})
-            self.blocks += [block for block in as_list(delta.get("thinking_blocks")) if isinstance(block, dict)]
+            if delta.get("thinking_blocks"):
+                self.blocks += [block for block in as_list(delta["thinking_blocks"]) if isinstance(block, dict)]
             for text in (delta.get("content"), delta.get("refusal")):
                 if isinstance(text, str) and text:  # Gemini clients drop an event with an empty text part
                     parts.append({"text": text})
-            for call in as_list(delta.get("tool_calls")):
-                self._tool_delta(as_dict(call))
+            if delta.get("tool_calls"):
+                for call in as_list(delta["tool_calls"]):
+                    self._tool_delta(as_dict(call))
             if isinstance(choice.get("finish_reason"), str) and choice["finish_reason"]:
                 self.finish_reason = choice["finish_reason"]
-        parts += self._calls(whole_only=True)
+        if self.calls:
+            parts += self._calls(whole_only=True)
         return [event(self.id, self.model, parts)] if parts else []
 
     def finish(self) -> list[dict]:

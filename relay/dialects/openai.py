@@ -20,6 +20,7 @@ from .record import Dialect, Pivot, whole_number
 
 _LAST_EVENTS = frozenset({"response.completed", "response.failed", "response.incomplete",
                           "image_generation.completed", "image_edit.completed"})
+_DELTA_TEXT = ("content", "reasoning_content", "text")  # a chunk's text (legacy completions: `text`)
 _CREATED = 1700000000  # lists need a creation time; the upstream's is not known here
 
 
@@ -59,8 +60,12 @@ class OpenAIMeter(Meter):
             delta = choice.get("delta") or choice  # legacy completions stream carries `text`
             if not isinstance(delta, dict):
                 continue
-            for field in ("content", "reasoning_content", "text"):
-                self._text(delta.get(field))
+            # (inline, not a call a field: this runs for every chunk of a translated stream)
+            for field in _DELTA_TEXT:
+                text = delta.get(field)
+                if text and isinstance(text, str):
+                    self.text_chars += len(text)
+                    self.text_events += 1
             calls = delta.get("tool_calls")
             for call in calls if isinstance(calls, list) else ():
                 if isinstance(call, dict) and isinstance(call.get("function"), dict):

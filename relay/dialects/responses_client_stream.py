@@ -68,13 +68,13 @@ class ChatToResponsesStream:
             reasoning = delta.get("reasoning_content") or delta.get("reasoning")
             if isinstance(reasoning, str) and reasoning:
                 out += self._text("reasoning", reasoning)
-            for block in as_list(delta.get("thinking_blocks")):
+            for block in as_list(delta.get("thinking_blocks")) if "thinking_blocks" in delta else ():
                 if isinstance(block, dict):
                     self.blocks.append({key: value for key, value in block.items() if key != "index"})
             for kind in ("content", "refusal"):
                 if isinstance(delta.get(kind), str) and delta[kind]:
                     out += self._text(kind, delta[kind])
-            for call in as_list(delta.get("tool_calls")):
+            for call in as_list(delta.get("tool_calls")) if "tool_calls" in delta else ():
                 out += self._tool_delta(as_dict(call))
             if choice.get("finish_reason"):
                 self.finish_reason = choice["finish_reason"]
