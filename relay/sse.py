@@ -97,8 +97,8 @@ def data_of(block: bytes) -> bytes | None:
 
 def encode(data: bytes, event: str | None = None) -> bytes:
     if event is None:
-        return b"data: " + data + b"\n\n"
-    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+        return b"data: %s\n\n" % data
+    return b"event: %s\ndata: %s\n\n" % (event.encode(), data)
 
 
 PING = b": ping\n\n"

@@ -239,12 +239,18 @@ class Translated(_Events):
     def _out(self, events: list[dict]) -> bytes:
         encode = self.client.encode
         self.sent += len(events)
-        return b"".join(encode(e) for e in events)
+        if len(events) == 1:  # (most chunks make one event)
+            return encode(events[0])
+        return b"".join([encode(e) for e in events])
 
     def feed(self, chunk: bytes) -> bytes:
+        blocks = self._decoder.feed(chunk)
+        if len(blocks) == 1:  # one whole event, as upstreams mostly send them
+            data = self._parse(blocks[0])
+            return b"" if data is None else self._translate(data)
         out = []
         try:
-            for block in self._decoder.feed(chunk):
+            for block in blocks:
                 data = self._parse(block)
                 if data is not None:
                     out.append(self._translate(data))
