@@ -23,6 +23,9 @@ health_refresh_s = 0.2
 [proxy]
 cooldown_s = 60
 sticky = false
+[passthrough]
+openai = "{up}/v1"
+rpm_per_ip = 4
 [groups.default]
 multiplier = 1
 [[tokens]]
@@ -150,6 +153,14 @@ def test_tpm_is_reserved_at_admission_so_concurrency_cannot_pass_it(replicas):
         assert time.monotonic() < deadline, f"{len(records)} usage lines of {len(served)}"
         time.sleep(0.05)
     assert sum(r["usage"]["input_tokens"] + r["usage"]["output_tokens"] for r in records) <= 1000
+
+
+def test_passthrough_requests_per_address_hold_for_the_whole_fleet(replicas):
+    """A provider's own key (passthrough) is limited per client address, fleet-wide."""
+    answers = spread(replicas, "sk-provider-own-key", 10, model="gpt-4o-mini")
+    assert [r.status_code for r in answers].count(200) == 4
+    refused = next(r for r in answers if r.status_code == 429)
+    assert int(refused.headers["retry-after"]) >= 1 and "client address" in refused.json()["error"]["message"]
 
 
 def cooling_keys(url: str) -> float:
