@@ -35,8 +35,8 @@ sys.path.insert(0, str(BENCH))
 import procs  # noqa: E402
 from scenarios import OPENAI_KEYS, SDK_HEADERS, TOKEN  # noqa: E402
 
-DOCKER_FLAGS = ("--loop uvloop --http httptools --no-proxy-headers --no-server-header --no-access-log "
-                "--timeout-keep-alive 75")
+DOCKER_FLAGS = ("--loop uvloop --http relay.protocol:HttpToolsWithDeadlines --no-proxy-headers --no-server-header "
+                "--timeout-keep-alive 75 --limit-concurrency 2048 --backlog 2048")  # the Dockerfile's CMD
 CONFIG = """\
 [passthrough]
 openai = "http://127.0.0.1:{port}/v1"
