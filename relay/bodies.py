@@ -40,7 +40,7 @@ def json_object(body: bytes) -> dict:
     # key at most; only the others need their top level scanned (two byte searches, ~1 µs a KB,
     # where the scan is ~20).
     first = body.find(b'"model"')
-    if (first != -1 and body.find(b'"model"', first + 7) != -1 or _ESCAPED_LETTER in body) and (
+    if (first != -1 and body.find(b'"model"', first + 7) != -1 or body.find(_ESCAPED_LETTER) != -1) and (
         _top_level_count(body, "model") > 1
     ):
         raise _twice("Parameter 'model'")
