@@ -31,7 +31,7 @@ class Runtime:
         self.auth = Auth(config)
         state = config.state
         self.fleet = Fleet(
-            open_store(state.url, **({"prefix": state.prefix} if state.url != "memory://" else {})),
+            open_store(state.url, prefix=state.prefix),
             timeout_ms=state.timeout_ms, on_outage=state.on_outage,
             journal_max=state.journal_max, health_refresh_s=state.health_refresh_s,
         )

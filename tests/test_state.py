@@ -351,6 +351,11 @@ def test_open_store_by_scheme(redis_url):  # noqa: F811
         open_store(redis_url, prefix="a{b}:")
 
 
+def test_a_memory_url_with_a_path_and_a_prefix_opens_a_memory_store():
+    # (the config accepts `memory://…` and always has a prefix: the runtime passes it to any store)
+    assert type(open_store("memory://local", prefix="aurax:")) is MemoryStore
+
+
 def test_two_clients_on_one_server_share_the_limits(redis_url):  # noqa: F811
     prefix = fresh_prefix()
 

@@ -135,6 +135,7 @@ def open_store(url: str, **options) -> Store:
     if scheme == "memory":
         from .memory import MemoryStore
 
+        options.pop("prefix", None)  # (one process's store needs no namespace)
         return MemoryStore(**options)
     if scheme in ("redis", "rediss"):
         from .redis_store import RedisStore
