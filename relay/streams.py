@@ -60,6 +60,7 @@ class _Events:
         self.scrub = scrub
         self.complete = False
         self.failed: str | None = None  # an error the upstream reported inside the stream
+        self.failures = 0  # events that reported one (whatever their message, each is counted)
         self.sent = 0  # events the client was given, so an error event can be numbered after them
         self.last: dict | None = None  # the event that completed the stream
         self._decoder = sse.Decoder()
@@ -81,6 +82,7 @@ class _Events:
         failure = self.upstream.stream_failure(data)
         if failure is not None:
             self.failed = failure
+            self.failures += 1
             self.complete = True
         elif self.upstream.stream_end(data):
             self.complete = True
@@ -134,13 +136,14 @@ class Events(_Events):
         """(the parsed event or None, whether it must not go out as it came)"""
         meter = self.meter
         if self._marked is None or self._marked(block):
-            failed_before = self.failed
+            failures = self.failures
             data = self._parse(block)
-            return data, self.failed is not failed_before
+            return data, self.failures != failures
         if meter.calibrating:
-            chars = meter.text_chars
+            chars, failures = meter.text_chars, self.failures
             self._parse(block)
             meter.sample(len(block), chars)
+            return None, self.failures != failures
         else:
             meter.raw(len(block))
         return None, False
@@ -211,18 +214,21 @@ class JsonArray(ArrayFraming, _Events):
     def __init__(self, dialect: Dialect, meter: Meter, scrub: Scrub = _unchanged) -> None:
         super().__init__(dialect, dialect, meter, scrub)
 
-    def feed(self, chunk: bytes) -> bytes:
+    def _elements(self, blocks: list[bytes]) -> list[bytes]:
+        """Each event's data as an element; only an event that reported an error is scrubbed."""
         out = []
-        for block in self._decoder.feed(chunk):
-            event = sse.parse(block)
-            failed_before = self.failed
-            if event is not None and event.data and self._parse(block) is not None:
-                data = event.data.encode()
-                out.append(self._element(self.scrub(data) if self.failed is not failed_before else data))
-        return b"".join(out)
+        for block in blocks:
+            failures = self.failures
+            if self._parse(block) is not None:
+                data = sse.data_of(block)
+                out.append(self._element(self.scrub(data) if self.failures != failures else data))
+        return out
+
+    def feed(self, chunk: bytes) -> bytes:
+        return b"".join(self._elements(self._decoder.feed(chunk)))
 
     def end(self) -> bytes:
-        tail = b"".join(self._element(self.scrub(orjson.dumps(d))) for d in self._tail())
+        tail = b"".join(self._elements(self._decoder.flush()))
         if not self.complete:
             return tail + self.fail(ProxyError(502, _TRUNCATED))
         return tail + self._closing()

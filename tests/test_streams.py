@@ -11,8 +11,8 @@ from relay.dialects import ANTHROPIC, GEMINI, OPENAI, RESPONSES
 from relay.dialects.anthropic import marked as _anthropic_marked
 from relay.dialects.openai import marked as _openai_marked
 from relay.dialects.translation import between
-from relay.errors import ProxyError
-from relay.streams import Events, Translated, TranslatedArray
+from relay.errors import ProxyError, redact
+from relay.streams import Events, JsonArray, Translated, TranslatedArray
 
 OPENAI_MARKED = [
     b"data: [DONE]\n\n",
@@ -135,3 +135,32 @@ def test_a_translated_stream_for_a_client_without_sse_is_one_json_array(events, 
         assert items[-1]["candidates"][0]["finishReason"] == "STOP" and items[-1]["usageMetadata"]
     else:
         assert set(items[-1]) == {"error"} and items[-1]["error"]["code"] == 502
+
+
+def _scrub(data: bytes) -> bytes:
+    return redact(data.decode(), "AIza-the-channel-key-0123456789").encode()
+
+
+GEMINI_TEXT = b'data: {"candidates":[{"content":{"role":"model","parts":[{"text":"try sk-test-1234567890abcdef"}]}}]}'
+GEMINI_ERROR = b'data: {"error":{"code":500,"message":"error","status":"INTERNAL","key":"AIza-the-channel-key-0123456789"}}'
+
+
+def test_a_json_array_stream_scrubs_only_error_events_even_when_the_last_has_no_blank_line():
+    # The model's own text is never rewritten, whether its event ends with a blank line or is the
+    # stream's unterminated last one; an error event is scrubbed either way.
+    for last in (GEMINI_TEXT, GEMINI_TEXT + b"\n\n"):
+        pipe = JsonArray(GEMINI, GEMINI.meter(), _scrub)
+        out = pipe.feed(GEMINI_TEXT + b"\n\n" + last) + pipe.end()
+        assert out.count(b"sk-test-1234567890abcdef") == 2
+    pipe = JsonArray(GEMINI, GEMINI.meter(), _scrub)
+    out = pipe.feed(GEMINI_TEXT + b"\n\n") + pipe.feed(GEMINI_ERROR) + pipe.end()
+    assert b"sk-test-1234567890abcdef" in out and b"AIza-the-channel-key" not in out
+
+
+def test_every_error_event_is_scrubbed_even_when_two_report_the_same_message():
+    key = b"AIza-the-channel-key-0123456789"
+    # (without a message, the failure each reports is the same string object, "error")
+    error = b'data: {"error":{"code":500,"status":"INTERNAL","key":"' + key + b'"}}\n\n'
+    pipe = Events(GEMINI, GEMINI.meter(), scrub=_scrub)
+    out = pipe.feed(error + error)
+    assert out.count(b"[redacted]") == 2 and key not in out
