@@ -244,6 +244,14 @@ def test_every_finish_reason(finish: str, stop_reason: str) -> None:
     Message.model_validate(answer)
 
 
+def test_a_list_content_with_a_part_whose_text_is_not_a_string_reads_its_other_parts() -> None:
+    # (the other client dialects already read it so; a TypeError here was a 500)
+    content = [{"type": "text", "text": 5}, {"type": "text", "text": "Hello"}, {"type": "text"}]
+    answer = T.response(completion({"content": content}, "stop"), "claude-sonnet-4-5")
+    assert answer["content"] == [{"type": "text", "text": "Hello"}]
+    Message.model_validate(answer)
+
+
 def test_answer_with_reasoning_tools_and_cached_usage() -> None:
     answer = T.response(completion(
         {"content": "Checking.", "reasoning_content": "Need the weather.", "tool_calls": [

@@ -20,12 +20,12 @@ from relay.dialects.common import (
     as_list,
     as_str,
     budget_to_effort,
+    chat_message,
     dumps,
     give_reasoning,
     new_id,
     parse_arguments,
     refuse,
-    stream_error,
 )
 
 # Output caps of common chat models; Claude Code asks for 32000 and these would refuse it.
@@ -222,16 +222,10 @@ def _part(block: dict, where: str) -> list[dict]:
 
 
 def response(answer: dict, model: str) -> dict:
-    if "error" in answer and not answer.get("choices"):
-        raise stream_error(answer["error"])
-    choice = as_dict((as_list(answer.get("choices")) or [{}])[0])
-    message = as_dict(choice.get("message"))
+    choice, message, reasoning, text = chat_message(answer)
     content: list[dict] = []
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if isinstance(reasoning, str) and reasoning:
+    if reasoning:
         content.append({"type": "thinking", "thinking": reasoning, "signature": ""})
-    text = message.get("content")
-    text = "".join(p.get("text") or "" for p in text if isinstance(p, dict)) if isinstance(text, list) else text
     for value in (text, message.get("refusal")):
         if isinstance(value, str) and value:
             content.append({"type": "text", "text": value})

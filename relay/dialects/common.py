@@ -113,6 +113,21 @@ def parse_data_url(url: str) -> tuple[str, str] | None:
     return (match.group(1) or "application/octet-stream").lower(), match.group(3)
 
 
+def chat_message(answer: dict) -> tuple[dict, dict, str, str]:
+    """A chat.completion answer's first choice, its message, its reasoning and its text (a list
+    of parts joined); an answer that is an error raises it."""
+    if "error" in answer and not answer.get("choices"):
+        raise stream_error(answer["error"])
+    choice = as_dict((as_list(answer.get("choices")) or [{}])[0])
+    message = as_dict(choice.get("message"))
+    # DeepSeek and Qwen say reasoning_content; OpenRouter and vLLM say reasoning.
+    reasoning = as_str(message.get("reasoning_content") or message.get("reasoning"))
+    content = message.get("content")
+    if isinstance(content, list):
+        content = "".join(as_str(part.get("text")) for part in content if isinstance(part, dict))
+    return choice, message, reasoning, as_str(content)
+
+
 def text_of(content: object) -> str:
     """The text of an OpenAI message content: a string, or the text parts of a list, joined."""
     if isinstance(content, str):

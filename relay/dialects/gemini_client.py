@@ -41,12 +41,12 @@ from .common import (
     as_list,
     as_str,
     budget_to_effort,
+    chat_message,
     clean_stops,
     new_id,
     pack_thinking,
     parse_arguments,
     refuse,
-    stream_error,
 )
 from .gemini_client_input import get, messages, text_of
 
@@ -196,17 +196,10 @@ def _tool_choice(calling: dict) -> tuple[object, set[str] | None]:
 
 def response(answer: dict, model: str, body: dict) -> dict:
     """A chat.completion answer -> a GenerateContentResponse."""
-    if "error" in answer and not answer.get("choices"):
-        raise stream_error(answer["error"])
-    choice = as_dict((as_list(answer.get("choices")) or [{}])[0])
-    message = as_dict(choice.get("message"))
+    choice, message, reasoning, content = chat_message(answer)
     parts = []
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    if shows_thoughts(body) and isinstance(reasoning, str) and reasoning:
+    if shows_thoughts(body) and reasoning:
         parts.append({"text": reasoning, "thought": True})
-    content = message.get("content")
-    if isinstance(content, list):
-        content = "".join(as_str(p.get("text")) for p in content if isinstance(p, dict))
     for text in (content, message.get("refusal")):
         if isinstance(text, str) and text:
             parts.append({"text": text})

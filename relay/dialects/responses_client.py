@@ -36,12 +36,12 @@ from .common import (
     as_dict,
     as_list,
     as_str,
+    chat_message,
     new_id,
     now,
     pack_thinking,
     parse_arguments,
     refuse,
-    stream_error,
 )
 from .responses_client_input import CUSTOM_INPUT, LOCAL_SHELL, arguments, chat_name, messages
 
@@ -208,21 +208,13 @@ def _response_format(fmt: object) -> dict | None:
 
 def response(answer: dict, model: str, body: dict) -> dict:
     """A chat.completion answer -> a Responses `response`; echoed fields come from `body`."""
-    if "error" in answer and not answer.get("choices"):
-        raise stream_error(answer["error"])
-    choice = as_dict((as_list(answer.get("choices")) or [{}])[0])
-    message = as_dict(choice.get("message"))
+    choice, message, reasoning, content = chat_message(answer)
     status, incomplete = outcome(choice.get("finish_reason"))
     output: list[dict] = []
-    reasoning = message.get("reasoning_content") or message.get("reasoning")
-    reasoning = reasoning if isinstance(reasoning, str) else ""
     packed = pack_thinking(message.get("thinking_blocks"))
     if reasoning or packed:
         output.append(reasoning_item(new_id("rs_"), reasoning, packed))
-    content = message.get("content")
-    if isinstance(content, list):
-        content = "".join(as_str(p.get("text")) for p in content if isinstance(p, dict))
-    parts = [output_text(content)] if isinstance(content, str) and content else []
+    parts = [output_text(content)] if content else []
     if isinstance(message.get("refusal"), str) and message["refusal"]:
         parts.append({"type": "refusal", "refusal": message["refusal"]})
     if parts:
