@@ -34,8 +34,10 @@ def reserved_usd(price: Price | None, tokens: tuple[int, int], multiplier: float
 
 def token_ask(request_id: str, token: Token, group: Group, config: Config, dialect: Dialect,
               model: str | None, payload: dict | None) -> Ask:
-    tokens = reserved_tokens(payload, dialect, config.proxy.reserve_tokens) if model else (0, 0)
     price = config.price(model) if model else None
+    # Counting walks the whole request: only done when a tpm or a per-token price will read it.
+    counts = model and (token.tpm is not None or price is not None and price.request is None)
+    tokens = reserved_tokens(payload, dialect, config.proxy.reserve_tokens) if counts else (0, 0)
     return Ask(
         request_id=request_id, token=token.name, rpm=token.rpm, tpm=token.tpm, tokens=sum(tokens),
         usd=reserved_usd(price, tokens, group.multiplier), opening_usd=token.balance_usd,

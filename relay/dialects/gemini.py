@@ -19,6 +19,7 @@ from relay.usage import Meter, read_gemini
 
 from . import gemini_channel, gemini_channel_stream, gemini_client, gemini_client_stream
 from .fields import GENERATE_REQUEST
+from .gemini_client_input import get
 from .record import Counting, Dialect, Pivot, whole_number
 
 _METHODS = ["generateContent", "streamGenerateContent", "countTokens", "embedContent"]
@@ -133,8 +134,7 @@ GEMINI = Dialect(
         unwrap=lambda body: inner if isinstance(inner := body.get("generateContentRequest"), dict) else body,
     ),
     upstream_query=upstream_query,
-    max_output=lambda body: whole_number(config.get("maxOutputTokens"))
-    if isinstance(config := body.get("generationConfig"), dict) else None,
+    max_output=lambda body: whole_number(get(get(body, "generationConfig"), "maxOutputTokens")),
     # Gemini answers an invalid key with 400 INVALID_ARGUMENT, reason API_KEY_INVALID
     key_refused=lambda status, raw: status == 401 or status in (400, 403) and b"API_KEY_INVALID" in raw,
 )
