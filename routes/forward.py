@@ -33,7 +33,7 @@ from .answer import JSON, SHUTTING_DOWN, Answer, HeadPings, Watcher, log, stream
 from .passthrough import StreamedPassthrough
 from .table import COUNT, Row
 from .upstream_answer import UpstreamAnswers, meter_stream, unreachable
-from .upstream_request import UpstreamRequests
+from .upstream_request import UpstreamRequests, encoded, too_deep
 
 # The key's own failures: it rests (fleet-wide), the next candidate is tried.
 _RETRY_STATUSES = frozenset({429}) | frozenset(range(500, 600))
@@ -200,6 +200,7 @@ class Forward(UpstreamRequests, UpstreamAnswers, StreamedPassthrough):
         affinity = self._affinity(caller, payload, tiers)
         failure: ProxyError | None = None
         unreachable_channels: set[str] = set()
+        continued: dict[bool, tuple[dict, bytes]] = {}  # the request joined to a kept answer
         for attempt in rt.planner.plan(tiers, affinity):
             if call.attempts == self.proxy.max_attempts:
                 break
@@ -214,8 +215,14 @@ class Forward(UpstreamRequests, UpstreamAnswers, StreamedPassthrough):
             translation = None if channel.serves(row.dialect) else between(row.dialect, channel.dialect)
             sent, sent_body = payload, body
             if kept is not None:  # the kept conversation goes first
-                sent = stored.continued(payload, kept, native=translation is None)
-                sent_body = orjson.dumps(sent) if translation is None else body
+                native = translation is None
+                if native not in continued:  # (the same for every channel of one kind)
+                    joined = stored.continued(payload, kept, native=native)
+                    joined_body = encoded(joined) if native else body
+                    if joined_body is None:
+                        raise too_deep()
+                    continued[native] = joined, joined_body
+                sent, sent_body = continued[native]
             request, drop_usage_chunk, chat = self._request(scope, attempt, caller, sent, sent_body, model,
                                                             translation, streaming)
             try:

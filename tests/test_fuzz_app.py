@@ -242,3 +242,17 @@ def test_a_kept_answer_with_wrong_types_continues_a_conversation(proxy, then) ->
         served(proxy, "responses", then, body, may_fail=True)
 
     continued()
+
+
+def test_a_deep_request_that_continues_a_kept_answer_is_never_a_500(proxy) -> None:
+    """The kept conversation is joined to the request and written again for a channel that
+    serves the Responses API itself: nested deeper than orjson writes, that is a 400 too_deep."""
+    proxy.upstream.reset()
+    proxy.upstream.answer["responses"] = {**VALID["responses"][0], "id": "resp_kept"}
+    served(proxy, "responses", "responses", ROUTES["responses"].request(MODELS["responses"]))
+    proxy.upstream.reset()
+    body = {**ROUTES["responses"].request(MODELS["responses"]), "previous_response_id": "resp_kept",
+            "metadata": {"note": "x"}, "unknown": _deep(300)}
+    error = served(proxy, "responses", "responses", body)
+    assert error["error"]["code"] == "too_deep", error
+    proxy.upstream.reset()
