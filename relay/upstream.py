@@ -171,8 +171,8 @@ def forwarded_query(query: bytes, relay: bool, token_prefix: bytes) -> bytes:
     for part in query.split(b"&"):
         if relay and part.startswith(b"key="):
             continue
-        value = part.partition(b"=")[2]
-        if token_prefix and carries_token(unquote_to_bytes(value.replace(b"+", b" ")), token_prefix):
+        # (the whole parameter, its name too: `?sk-ax-…` or `?sk-ax-…=1` holds a token as well)
+        if token_prefix and carries_token(unquote_to_bytes(part.replace(b"+", b" ")), token_prefix):
             continue
         kept.append(part)
     return b"&".join(kept)

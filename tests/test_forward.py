@@ -309,6 +309,15 @@ def test_no_proxy_token_reaches_a_passthrough_upstream(harness):
     assert sent.url.query == b"key=AIza-own" and "x-note" not in sent.headers
 
 
+def test_a_proxy_token_as_a_query_parameters_name_does_not_reach_the_upstream_either(harness):
+    route = harness.router.post(url__startswith="https://api.openai.test/v1/chat/completions").mock(
+        return_value=httpx.Response(200, json={"choices": []}))
+    response = run(harness.post("/v1/chat/completions?sk-ax-alice&sk%2Dax%2Dbob=1&keep=1&my-sk-ax-word=2",
+                                {"model": "gpt-4o", "messages": []}, key="sk-proj-own"))
+    assert response.status_code == 200
+    assert route.calls.last.request.url.query == b"keep=1&my-sk-ax-word=2"
+
+
 def test_a_proxy_token_in_another_header_does_not_reach_the_channel_either(harness):
     route = harness.router.post("https://oa.test/v1/chat/completions").mock(
         return_value=httpx.Response(200, json={"choices": []}))
