@@ -84,6 +84,8 @@ class Forward(UpstreamRequests, UpstreamAnswers, StreamedPassthrough):
                     await self.serve(scope, headers, caller, body, answer)
         except ProxyError as err:
             await answer.error(dialect, err)
+        except StoreUnavailable:  # (a closed fleet whose store is down, wherever it was asked)
+            await answer.error(dialect, store_down())
         except ClientGone:
             call.status, call.error = 499, "client disconnected"
         except asyncio.CancelledError:
@@ -107,10 +109,7 @@ class Forward(UpstreamRequests, UpstreamAnswers, StreamedPassthrough):
         rt = self.rt
         reserve = model if self.row.does != COUNT else None  # counting tokens costs nothing
         ask = token_ask(call.request_id, caller.token, caller.group, rt.config, dialect, reserve, payload)
-        try:
-            admission = await rt.fleet.admit(ask)
-        except StoreUnavailable:
-            raise store_down() from None
+        admission = await rt.fleet.admit(ask)
         if not admission.ok:
             raise refusal(admission, caller.token, dialect)
         call.admitted = True
@@ -119,10 +118,7 @@ class Forward(UpstreamRequests, UpstreamAnswers, StreamedPassthrough):
         """`[passthrough] rpm_per_ip`, for the fleet: requests with a provider's key, by client address."""
         ask = Ask(request_id=call.request_id, token=None, ip=call.client_ip or "unknown",
                   ip_rpm=self.rt.config.passthrough_rpm_per_ip)
-        try:
-            admission = await self.rt.fleet.admit(ask)
-        except StoreUnavailable:
-            raise store_down() from None
+        admission = await self.rt.fleet.admit(ask)
         if not admission.ok:
             raise refusal(admission, None, dialect)
 
@@ -188,7 +184,7 @@ class Forward(UpstreamRequests, UpstreamAnswers, StreamedPassthrough):
                 return
         kept = None
         if row.keeps and not caller.passthrough and isinstance(previous := payload.get("previous_response_id"), str):
-            kept = stored.load(await self._fleet_call(rt.fleet.get_response(caller.token.name, previous)))
+            kept = stored.load(await rt.fleet.get_response(caller.token.name, previous))
             if kept is None:  # perhaps an upstream that keeps answers itself knows it
                 tiers = tuple(t for t in (tuple(c for c in tier if c.serves(row.dialect)) for tier in tiers) if t)
                 if not tiers:
@@ -270,12 +266,6 @@ class Forward(UpstreamRequests, UpstreamAnswers, StreamedPassthrough):
         if failure is None:
             failure = ProxyError(503, f"No upstream could serve the model '{model}'", code="no_upstream")
         await answer.error(row.dialect, failure)
-
-    async def _fleet_call(self, awaitable):
-        try:
-            return await awaitable
-        except StoreUnavailable:
-            raise store_down() from None
 
     async def _keep(self, caller: Caller, sent: dict, response: dict, native: bool) -> None:
         """Keeps a Responses answer for `previous_response_id`; a store that fails costs only that."""

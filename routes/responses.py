@@ -25,7 +25,7 @@ class KeptResponses(Models):
             await self.passthrough_get(scope, dialect, f"/responses/{quote(response_id, safe='')}", answer)
             return
         await self.admit(answer.call, caller, dialect, None, None)
-        kept = stored.load(await self._fleet_call(self.rt.fleet.get_response(caller.token.name, response_id)))
+        kept = stored.load(await self.rt.fleet.get_response(caller.token.name, response_id))
         if kept is None:
             raise ProxyError(404, f"No response found with id '{response_id}'.", code="response_not_found")
         await answer.whole(200, list(JSON), orjson.dumps(kept["response"]))
