@@ -56,11 +56,11 @@ class Forward(UpstreamRequests, UpstreamAnswers, StreamedPassthrough):
         call = Call(scope["aurax.request_id"], dialect.name, client_ip(scope, headers, self.proxy))
         wrapped, raw = scope.get("aurax.sends", (None, None))
         answer = Answer(send, call, raw if send is wrapped else None)
-        task = asyncio.current_task()
-        rt.open_calls[task] = call
-        watcher = None
         if not rt.started:
             await rt.start()  # a host that sends no lifespan events
+        task = asyncio.current_task()
+        rt.open_calls[task] = call  # (from here, the finally below settles and records it)
+        watcher = None
         try:
             key = find_key(headers, scope["query_string"])
             if key:
