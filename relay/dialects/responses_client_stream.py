@@ -208,11 +208,14 @@ class ChatToResponsesStream:
         return [added] + self._flush(call)
 
     def _flush(self, call: dict) -> list[dict]:
-        if not call["pending"] or call["item"]["type"] != "function_call":
+        pending = call["pending"]
+        if not pending:
             return []
-        fragment, call["pending"] = "".join(call["pending"]), []
+        call["pending"] = []
+        if call["item"]["type"] != "function_call":
+            return []  # a custom or shell call is sent whole when it closes, from its `args`
         return [self._event("response.function_call_arguments.delta", item_id=call["item"]["id"],
-                            output_index=call["index"], delta=fragment)]
+                            output_index=call["index"], delta="".join(pending))]
 
     def _close_call(self, call: dict) -> list[dict]:
         call["closed"] = True
