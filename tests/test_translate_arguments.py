@@ -45,8 +45,18 @@ def test_whole_exactly_when_the_text_so_far_is_one_object(text, size):
 
 def test_each_fragment_is_parsed_at_most_once(monkeypatch):
     parses = []
-    monkeypatch.setattr(arguments_module, "_is_object", lambda text: parses.append(text) or True)
+    monkeypatch.setattr(arguments_module, "_object", lambda text: parses.append(text) or {})
     args = Arguments()
     for fragment in ['{"content": "', *["a{b}c}"] * 5000, '"}']:  # every fragment ends in "}"
         args.add(fragment)
     assert args.whole and len(parses) == 1  # the brackets closed once: one parse, not one per fragment
+
+
+def test_a_whole_object_is_kept_parsed_until_anything_follows_it():
+    args = Arguments()
+    args.add('{"command": ["ls"], ')
+    assert args.object is None
+    args.add('"n": 1}')
+    assert args.whole and args.object == {"command": ["ls"], "n": 1}
+    args.add(" ")
+    assert args.whole and args.object is None and args.text.endswith("} ")  # the text is the truth again

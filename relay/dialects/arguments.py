@@ -21,20 +21,23 @@ _OPENING, _INSIDE, _WHOLE, _NOT_OBJECT = range(4)
 
 
 class Arguments:
-    """The arguments received so far (`text`), and whether they are one whole object (`whole`)."""
+    """The arguments received so far (`text`), and whether they are one whole object (`whole`);
+    that object itself (`object`) while nothing came after it, so it is parsed once."""
 
-    __slots__ = ("_pieces", "_depth", "_in_string", "_escaped", "_state")
+    __slots__ = ("_pieces", "_depth", "_in_string", "_escaped", "_state", "object")
 
     def __init__(self) -> None:
         self._pieces: list[str] = []  # `+=` on a held string copies all of it every time
         self._depth = 0
         self._in_string = self._escaped = False
         self._state = _OPENING
+        self.object: dict | None = None
 
     def add(self, fragment: str) -> None:
         if not fragment:
             return
         self._pieces.append(fragment)
+        self.object = None  # (whatever follows a whole object, the text is what counts)
         if self._state <= _INSIDE:
             self._scan(fragment)
 
@@ -76,12 +79,14 @@ class Arguments:
             else:
                 self._depth -= 1
                 if self._depth == 0:
-                    self._state = _WHOLE if _is_object(self.text) else _NOT_OBJECT
+                    self.object = _object(self.text)
+                    self._state = _WHOLE if self.object is not None else _NOT_OBJECT
                     return
 
 
-def _is_object(text: str) -> bool:
+def _object(text: str) -> dict | None:
     try:
-        return isinstance(orjson.loads(text), dict)
+        value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return False
+        return None
+    return value if isinstance(value, dict) else None

@@ -87,7 +87,9 @@ class ChatToGeminiStream:
             if whole_only and not (call["name"] and call["args"].whole):
                 break  # a later call may not overtake an earlier one
             call["sent"] = True
-            chat_call = {"id": call["id"], "function": {"name": call["name"], "arguments": call["args"].text}}
+            args = call["args"]  # (parsed already when whole: call_parts takes the object as it is)
+            chat_call = {"id": call["id"], "function": {"name": call["name"],
+                                                        "arguments": args.object if args.object is not None else args.text}}
             if call["extra"]:
                 chat_call["extra_content"] = call["extra"]
             ready.append(chat_call)

@@ -260,15 +260,16 @@ def message_item(item_id: str, parts: list[dict], status: str) -> dict:
 
 
 def call_item(call_id: str, function: str, args: str, names: dict[str, ClientTool], status: str = "completed",
-              item_id: str | None = None) -> dict:
-    """The output item for one chat tool call to `function` (a new item id unless given)."""
+              item_id: str | None = None, value: dict | None = None) -> dict:
+    """The output item for one chat tool call to `function` (a new item id unless given);
+    `value`: `args` already parsed, where the caller has it."""
     tool = names.get(function) or ClientTool("function", function)
     if tool.kind == "custom":
         item = {"id": item_id or new_id("ctc_"), "type": "custom_tool_call", "call_id": call_id, "name": tool.name,
-                "input": custom_input(args)}
+                "input": custom_input(args, value)}
     elif tool.kind == LOCAL_SHELL:
         return {"id": item_id or new_id("lsh_"), "type": "local_shell_call", "call_id": call_id, "status": status,
-                "action": shell_action(args)}
+                "action": shell_action(args, value)}
     else:
         item = {"id": item_id or new_id("fc_"), "type": "function_call", "call_id": call_id, "name": tool.name,
                 "arguments": args, "status": status}
@@ -277,10 +278,10 @@ def call_item(call_id: str, function: str, args: str, names: dict[str, ClientToo
     return item
 
 
-def custom_input(args: str) -> str:
+def custom_input(args: str, value: dict | None = None) -> str:
     """The free-form input inside a custom tool's `{"input": ...}` arguments; the raw text when the
     model wrote something else, so the tool sees what the model meant."""
-    value = parse_arguments(args)
+    value = parse_arguments(args) if value is None else value
     if not value:
         return ""
     strings = [v for v in value.values() if isinstance(v, str)]
@@ -289,8 +290,8 @@ def custom_input(args: str) -> str:
     return strings[0] if len(value) == 1 and strings else args
 
 
-def shell_action(arguments_text: str) -> dict:
-    args = parse_arguments(arguments_text)
+def shell_action(arguments_text: str, value: dict | None = None) -> dict:
+    args = parse_arguments(arguments_text) if value is None else value
     command = args.get("command")
     if isinstance(command, str):
         command = ["bash", "-lc", command]  # a model that wrote one command line, as Codex runs them

@@ -227,7 +227,8 @@ class ChatToResponsesStream:
             args = "{}"  # a call without arguments still takes an object
             if kind == "function_call":
                 out.append(self._event("response.function_call_arguments.delta", **where, delta=args))
-        done = call_item(call["call_id"], call["name"], args, self.names, "completed", call["item"]["id"])
+        done = call_item(call["call_id"], call["name"], args, self.names, "completed", call["item"]["id"],
+                         call["args"].object)
         if kind == "function_call":
             out.append(self._event("response.function_call_arguments.done", **where, arguments=args))
         elif kind == "custom_tool_call":
