@@ -7,6 +7,7 @@ their PID, with a timeout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -87,6 +88,23 @@ def fake_upstream(log_dir: Path | None = None) -> Server:
                     log_dir=log_dir, name="upstream")
     server.wait_ready("/_received")
     return server
+
+
+@contextlib.contextmanager
+def fleet(config_text: str, tmp_path_factory, count: int = 2, name: str = "replica"):
+    """`count` proxies on one config, as replicas of a fleet. Each one started is stopped however
+    the block ends (one that fails to start stops those before it); then none may have logged a
+    traceback."""
+    started: list[Server] = []
+    try:
+        for i in range(count):
+            started.append(proxy(config_text, tmp_path_factory.mktemp(f"{name}{i}")))
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+    for server in started:
+        assert "Traceback" not in server.stderr(), server.stderr()[-3000:]
 
 
 def proxy(config_text: str, tmp_path: Path, env: dict[str, str] | None = None, ready: bool = True,

@@ -433,7 +433,9 @@ def test_what_an_orchestrator_sees_after_sigterm(upstream, ports, tmp_path):
         idle.sendall(b"GET /readyz HTTP/1.1\r\nhost: proxy\r\n\r\n")
         answer = b""
         while b"\r\n\r\n" not in answer or not answer.endswith(b"}"):  # the whole answer (a JSON object)
-            answer += idle.recv(65536)
+            chunk = idle.recv(65536)
+            assert chunk, answer  # (closed early: fail, not loop on b"" forever)
+            answer += chunk
         assert answer.startswith(b"HTTP/1.1 200")  # the connection is kept alive for the next probe
         with httpx.stream("POST", f"http://127.0.0.1:{port}/v1/chat/completions", timeout=20,
                           headers={"authorization": "Bearer sk-ax-alice", "x-fake-chunks": "6", "x-fake-gap-ms": "150"},

@@ -72,9 +72,8 @@ models = ["picky-model"]
 """
 
 
-def start_replicas(upstream, redis, tmp_path_factory, timeout_ms: int = 2000) -> list[servers.Server]:
-    text = CONFIG.format(up=upstream.url, state=redis.url, timeout_ms=timeout_ms)
-    return [servers.proxy(text, tmp_path_factory.mktemp(f"replica{i}")) for i in range(2)]
+def start_replicas(upstream, redis, tmp_path_factory, timeout_ms: int = 2000):
+    return servers.fleet(CONFIG.format(up=upstream.url, state=redis.url, timeout_ms=timeout_ms), tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +85,8 @@ def redis(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def replicas(upstream, redis, tmp_path_factory):
-    pair = start_replicas(upstream, redis, tmp_path_factory)
-    yield pair
-    for server in pair:
-        server.stop()
-        assert "Traceback" not in server.stderr()
+    with start_replicas(upstream, redis, tmp_path_factory) as pair:
+        yield pair
 
 
 def chat(url: str, key: str, model: str = "cent-model", text: str = "hi") -> httpx.Response:
@@ -199,24 +195,21 @@ def test_a_store_killed_and_restarted_loses_no_cent(upstream, tmp_path_factory):
     counts meanwhile, the deductions journaled and written back; after both replicas stop, the
     store's spend equals the sum of billed_usd in their usage lines."""
     redis = RedisServer(tmp_path_factory.mktemp("redis-outage"), persist=True)
-    pair = start_replicas(upstream, redis, tmp_path_factory)
     try:
-        served = []
-        for phase in ("before", "during", "after"):
-            if phase == "during":
-                redis.kill()
-            elif phase == "after":
-                redis = RedisServer(redis.directory, port=redis.port, persist=True)
-            for i in range(12):
-                response = chat(pair[i % 2].url, "sk-ax-rich", "gpt-4o-mini", text=f"{phase} {i}")
-                assert response.status_code == 200, response.text
-                served.append(response.headers["x-request-id"])
-    finally:
-        for server in pair:
-            assert server.stop() == 0  # SIGTERM: the journal is written before exit
-    records = [r for server in pair for r in servers.usage_records(server) if r["request_id"] in served]
-    assert len(records) == 36 and all(r["billed_usd"] > 0 for r in records)
-    try:
+        with start_replicas(upstream, redis, tmp_path_factory) as pair:
+            served = []
+            for phase in ("before", "during", "after"):
+                if phase == "during":
+                    redis.kill()
+                elif phase == "after":
+                    redis = RedisServer(redis.directory, port=redis.port, persist=True)
+                for i in range(12):
+                    response = chat(pair[i % 2].url, "sk-ax-rich", "gpt-4o-mini", text=f"{phase} {i}")
+                    assert response.status_code == 200, response.text
+                    served.append(response.headers["x-request-id"])
+            assert [server.stop() for server in pair] == [0, 0]  # SIGTERM: the journal is written before exit
+        records = [r for server in pair for r in servers.usage_records(server) if r["request_id"] in served]
+        assert len(records) == 36 and all(r["billed_usd"] > 0 for r in records)
         found = account(redis.url, "rich")
         assert found.spent_usd == pytest.approx(sum(r["billed_usd"] for r in records), abs=1e-8)
         assert found.balance_usd == pytest.approx(1000 - found.spent_usd, abs=1e-8)

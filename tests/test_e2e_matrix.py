@@ -67,9 +67,11 @@ def _config() -> str:
 @pytest.fixture(scope="module")
 def proxy(upstream, tmp_path_factory):
     server = servers.proxy(_config().replace("{up}", upstream.url), tmp_path_factory.mktemp("matrix"))
-    yield server
+    try:
+        yield server
+    finally:
+        server.stop()
     assert "Traceback" not in server.stderr()
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -56,12 +56,8 @@ def redis(tmp_path_factory):
 @pytest.fixture(scope="module")
 def replicas(upstream, redis, tmp_path_factory):
     """Two proxies sharing one redis-server, as two replicas of a fleet."""
-    text = CONFIG.format(up=upstream.url, state=redis.url)
-    servers_ = [servers.proxy(text, tmp_path_factory.mktemp(f"replica{i}")) for i in range(2)]
-    yield servers_
-    for server in servers_:
-        server.stop()
-        assert "Traceback" not in server.stderr()
+    with servers.fleet(CONFIG.format(up=upstream.url, state=redis.url), tmp_path_factory) as pair:
+        yield pair
 
 
 def client(proxy, key: str = "sk-ax-dora") -> openai.OpenAI:

@@ -43,6 +43,13 @@ def proxy(upstream, tmp_path_factory):
     server.stop()
 
 
+def received(sock: socket.socket, so_far: bytes) -> bytes:
+    """The next bytes; a connection closed first fails the test (a loop on b"" would never end)."""
+    chunk = sock.recv(65536)
+    assert chunk, f"the connection closed after {so_far[:300]!r}"
+    return chunk
+
+
 def connect(proxy) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
     sock.settimeout(10)
@@ -86,12 +93,12 @@ def test_requests_on_a_kept_alive_connection_still_work(proxy):
         sock.sendall(request("/v1/chat/completions", CHAT))
         answer = b""
         while b"\r\n\r\n" not in answer:
-            answer += sock.recv(65536)
+            answer += received(sock, answer)
         head, _, body = answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 200")
         length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
         while len(body) < length:
-            body += sock.recv(65536)
+            body += received(sock, body)
         time.sleep(HEADER_TIMEOUT_S * 1.5)  # idle between requests is the keep-alive timeout's, not this one
     sock.close()
 

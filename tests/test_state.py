@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import select
 import subprocess
 import sys
 import time
@@ -399,6 +400,7 @@ def test_two_processes_never_exceed_the_limits_together(redis_url):  # noqa: F81
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for n in range(2)]
     try:
         for proc in procs:
+            assert select.select([proc.stdout], [], [], 30)[0], "a client never said it was ready"
             assert proc.stdout.readline().strip() == "ready"
         for proc in procs:  # both at once
             proc.stdin.write("go\n")
