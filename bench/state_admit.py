@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,10 +20,14 @@ from pathlib import Path
 
 import uvloop
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
 
 from relay.state import Ask, open_store  # noqa: E402
 from relay.state.fleet import Fleet  # noqa: E402
+
+import procs  # noqa: E402
 
 
 async def measure(url: str, calls: int, concurrency: int) -> tuple[float, float]:
@@ -52,26 +54,6 @@ async def measure(url: str, calls: int, concurrency: int) -> tuple[float, float]
     return cpu / calls * 1e6, calls / wall
 
 
-def redis_server(directory: str) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", directory], stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
-                conn.sendall(b"PING\r\n")
-                if conn.recv(16).startswith(b"+PONG"):
-                    return proc, f"redis://127.0.0.1:{port}"
-        except OSError:
-            if time.monotonic() > deadline:
-                proc.kill()
-                raise
-            time.sleep(0.05)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", help="a Redis to use (default: start a redis-server)")
@@ -82,7 +64,7 @@ def main() -> None:
         proc = None
         url = args.url
         if url is None:
-            proc, url = redis_server(directory)
+            proc, url = procs.redis_server(Path(directory), None)
         try:
             for name, store_url in (("memory", "memory://"), ("redis", url)):
                 us, rate = uvloop.run(measure(store_url, args.calls, args.concurrency))
@@ -90,8 +72,7 @@ def main() -> None:
                       f"({args.calls} calls, {args.concurrency} concurrent)")
         finally:
             if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=10)
+                proc.stop()
 
 
 if __name__ == "__main__":
