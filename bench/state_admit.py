@@ -31,7 +31,7 @@ import procs  # noqa: E402
 
 
 async def measure(url: str, calls: int, concurrency: int) -> tuple[float, float]:
-    store = open_store(url, prefix=f"bench{time.monotonic_ns()}:") if url != "memory://" else open_store(url)
+    store = open_store(url, prefix=f"bench{time.monotonic_ns()}:")  # (memory:// has no use for one)
     fleet = Fleet(store, timeout_ms=1000)  # a busy machine must not turn a slow call into an outage
     await fleet.start()
     ids = itertools.count()

@@ -63,6 +63,11 @@ class Alarms:
         task = asyncio.current_task()
         return Deadline(task, delay, self.later(delay, task.cancel))
 
+    def deadline_at(self, when: float) -> Deadline:
+        """`deadline`, for a block that must end by the event loop's time `when`."""
+        task = asyncio.current_task()
+        return Deadline(task, max(0.0, when - asyncio.get_running_loop().time()), self.at(when, task.cancel))
+
     def _add(self, loop: asyncio.AbstractEventLoop, when: float, fn: Callable[[], None]) -> Alarm:
         if loop is not self._loop:
             # Another event loop (tests run one each): what was set on the old one is for

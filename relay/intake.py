@@ -168,7 +168,7 @@ class Streamed(httpx.AsyncByteStream):
 
     async def _next(self) -> bytes:
         try:
-            async with asyncio.timeout_at(self._until):  # (a timer per chunk: large bodies only)
+            with self._intake._alarms.deadline_at(self._until):
                 message = await self._receive()
         except TimeoutError:
             raise self._intake._too_slow() from None
