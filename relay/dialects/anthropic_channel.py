@@ -9,6 +9,7 @@ import base64
 import re
 
 from relay.dialects.common import (
+    CANNOT,
     EFFORT_BUDGETS,
     FINISH_FROM_ANTHROPIC,
     as_dict,
@@ -29,7 +30,6 @@ from relay.dialects.common import (
 
 # The tool a JSON-schema answer is forced through; its input comes back to the client as content.
 JSON_TOOL = "json_tool_call"
-_CANNOT = "cannot be sent to this model's channel"
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif", "image/webp"})
 
 # Claude generations whose rules differ (model names carry them: claude-opus-4-6, claude-3-5-haiku).
@@ -188,7 +188,7 @@ def _object_schema(schema: dict) -> dict:
 
 def _tool(tool: dict, i: int) -> dict:
     if tool.get("type", "function") != "function":
-        raise refuse(f"tools[{i}].type", f"only function tools {_CANNOT}")
+        raise refuse(f"tools[{i}].type", f"only function tools {CANNOT}")
     fn = tool.get("function") or {}
     out = {"name": fn.get("name"), "input_schema": _object_schema(fn.get("parameters") or {"properties": {}})}
     if fn.get("description"):
@@ -228,7 +228,7 @@ def _messages(messages: list[dict]) -> tuple[list[dict], list[dict]]:
                 result["content"] = text_of(msg.get("content"))
             _append(turns, "user", [result])
         else:
-            raise refuse(f"messages[{i}].role", f"role {role!r} {_CANNOT}")
+            raise refuse(f"messages[{i}].role", f"role {role!r} {CANNOT}")
     if turns and turns[-1]["role"] == "assistant":
         # A prefilled final assistant turn may not end in whitespace.
         last = turns[-1]["content"]
@@ -280,7 +280,7 @@ def _user_blocks(content: object, i: int) -> list[dict]:
         elif kind == "file":
             blocks.append(_document(part.get("file") or {}, where))
         else:
-            raise refuse(where, f"{kind!r} content {_CANNOT}")
+            raise refuse(where, f"{kind!r} content {CANNOT}")
     return blocks
 
 
@@ -303,7 +303,7 @@ def _document(file: dict, where: str) -> dict:
     if data and data[0] == "text/plain":
         text = base64.b64decode(data[1]).decode("utf-8", "replace")
         return {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": text}}
-    raise refuse(where, f"only PDF or plain-text file_data {_CANNOT}")
+    raise refuse(where, f"only PDF or plain-text file_data {CANNOT}")
 
 
 def _assistant_blocks(msg: dict, i: int) -> list[dict]:
@@ -318,7 +318,7 @@ def _assistant_blocks(msg: dict, i: int) -> list[dict]:
     blocks += _text_blocks(msg.get("content"))
     for j, call in enumerate(msg.get("tool_calls") or []):
         if call.get("type", "function") != "function":
-            raise refuse(f"messages[{i}].tool_calls[{j}]", f"only function calls {_CANNOT}")
+            raise refuse(f"messages[{i}].tool_calls[{j}]", f"only function calls {CANNOT}")
         fn = call.get("function") or {}
         arguments = parse_arguments(fn.get("arguments"))
         blocks.append({"type": "tool_use", "id": tool_id(call.get("id")), "name": fn.get("name"), "input": arguments})

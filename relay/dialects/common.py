@@ -11,7 +11,7 @@ import uuid
 import orjson
 
 from relay.errors import ProxyError
-from relay.usage import MOST_TOKENS, Usage, anthropic_usage, chat_usage, read_anthropic, read_gemini, read_openai
+from relay.usage import Usage, anthropic_usage, chat_usage, read_anthropic, read_gemini, read_openai
 
 # Anthropic stop_reason -> OpenAI finish_reason. `pause_turn` only happens with server tools the
 # client never asked for; `model_context_window_exceeded` is a length stop in OpenAI's terms.
@@ -87,11 +87,6 @@ def as_list(value: object) -> list:
 def as_str(value: object) -> str:
     """A field that should hold a string; anything else reads as empty."""
     return value if isinstance(value, str) else ""
-
-
-def as_int(value: object) -> int:
-    """A token count: a whole number from 0 to `MOST_TOKENS`; anything else reads as 0."""
-    return value if type(value) is int and 0 <= value <= MOST_TOKENS else 0
 
 
 def new_id(prefix: str) -> str:
@@ -245,6 +240,9 @@ def call_slot(route: dict, calls, delta: dict) -> tuple[int | None, str | None, 
     if upstream_id and key is not None and calls[key]["upstream_id"] not in (None, upstream_id):
         key = None
     return index, upstream_id, key
+
+
+CANNOT = "cannot be sent to this model's channel"  # how the converters' refusals say why
 
 
 def refuse(param: str, what: str) -> ProxyError:

@@ -20,6 +20,7 @@ import re
 import orjson
 
 from relay.dialects.common import (
+    CANNOT,
     FINISH_FROM_GEMINI,
     as_dict,
     as_list,
@@ -37,7 +38,6 @@ from relay.dialects.common import (
     usage_from_gemini,
 )
 
-_CANNOT = "cannot be sent to this model's channel"
 SIGNATURE_SEP = "__thought__"
 # Google's documented stand-in for a call whose signature is lost (a history from another model).
 SKIP_SIGNATURE = "skip_thought_signature_validator"
@@ -164,7 +164,7 @@ def _schema(schema: object) -> object:
 
 def _declaration(tool: dict, i: int) -> dict:
     if not isinstance(tool, dict) or tool.get("type", "function") != "function":
-        raise refuse(f"tools[{i}].type", f"only function tools {_CANNOT}")
+        raise refuse(f"tools[{i}].type", f"only function tools {CANNOT}")
     fn = tool.get("function") or {}
     out = {"name": fn.get("name")}
     if fn.get("description"):
@@ -219,7 +219,7 @@ def _contents(messages: list[dict], generation: int) -> tuple[list[dict], list[d
             result = {"name": name, "response": _tool_output(msg.get("content"))}
             _append(contents, "user", [{"functionResponse": result}])
         else:
-            raise refuse(f"messages[{i}].role", f"role {role!r} {_CANNOT}")
+            raise refuse(f"messages[{i}].role", f"role {role!r} {CANNOT}")
     if not contents:
         raise refuse("messages", "at least one user or assistant message with content is required")
     return system, contents
@@ -263,7 +263,7 @@ def _user_parts(content: object, i: int) -> list[dict]:
         elif kind == "file" and (part.get("file") or {}).get("file_data"):
             parts.append(_media(part["file"]["file_data"], where))
         else:
-            raise refuse(where, f"{kind!r} content {_CANNOT}")
+            raise refuse(where, f"{kind!r} content {CANNOT}")
     return parts
 
 

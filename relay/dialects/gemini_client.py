@@ -35,6 +35,7 @@ import re
 from relay.usage import Usage, gemini_usage, read_openai
 
 from .common import (
+    CANNOT,
     NO_EFFORT,
     REASONING_MODEL,
     as_dict,
@@ -50,7 +51,6 @@ from .common import (
 )
 from .gemini_client_input import get, messages, text_of
 
-_CANNOT = "cannot be sent to this model's channel"
 FINISH_TO_GEMINI = {"stop": "STOP", "length": "MAX_TOKENS", "tool_calls": "STOP", "function_call": "STOP",
                     "content_filter": "SAFETY"}
 _LEVELS = {"MINIMAL": "minimal", "LOW": "low", "MEDIUM": "medium", "HIGH": "high", "XHIGH": "xhigh"}
@@ -64,7 +64,7 @@ def request(body: dict, model: str, stream: bool = False) -> dict:
     streamGenerateContent (the path says it, not the body)."""
     name = model.lower()
     if get(body, "cachedContent"):
-        raise refuse("cachedContent", f"a prompt cached at Google {_CANNOT}")
+        raise refuse("cachedContent", f"a prompt cached at Google {CANNOT}")
     system = text_of(get(body, "systemInstruction"))
     head = [{"role": "system", "content": system}] if system else []
     out: dict = {"model": model, "messages": head + messages(body.get("contents"), name)}
@@ -90,12 +90,12 @@ def _config(out: dict, config: dict, model: str) -> None:
     where = "generationConfig."
     count = get(config, "candidateCount")
     if isinstance(count, int) and count > 1:
-        raise refuse(where + "candidateCount", f"more than one candidate {_CANNOT}")
+        raise refuse(where + "candidateCount", f"more than one candidate {CANNOT}")
     modalities = get(config, "responseModalities")
     if isinstance(modalities, list) and any(str(m).upper() != "TEXT" for m in modalities):
-        raise refuse(where + "responseModalities", f"output other than text {_CANNOT}")
+        raise refuse(where + "responseModalities", f"output other than text {CANNOT}")
     if get(config, "responseLogprobs"):
-        raise refuse(where + "responseLogprobs", f"log probabilities {_CANNOT}")
+        raise refuse(where + "responseLogprobs", f"log probabilities {CANNOT}")
     limit = get(config, "maxOutputTokens")
     if isinstance(limit, int):
         out["max_completion_tokens" if REASONING_MODEL.search(model) else "max_tokens"] = limit
@@ -163,7 +163,7 @@ def _tools(tools: object) -> list[dict]:
             if key in ("functionDeclarations", "function_declarations"):
                 out += [_function(decl, f"tools[{i}].functionDeclarations[{j}]") for j, decl in enumerate(as_list(value))]
             elif value is not None:
-                raise refuse(f"tools[{i}].{key}", f"the {key} tool runs only at Google and {_CANNOT}")
+                raise refuse(f"tools[{i}].{key}", f"the {key} tool runs only at Google and {CANNOT}")
     return out
 
 

@@ -11,10 +11,9 @@ from __future__ import annotations
 import functools
 import re
 
-from .common import as_list, as_str, dumps, give_reasoning, parse_data_url, refuse, unpack_thinking
+from .common import CANNOT, as_list, as_str, dumps, give_reasoning, parse_data_url, refuse, unpack_thinking
 from .gemini_channel import SKIP_SIGNATURE
 
-_CANNOT = "cannot be sent to this model's channel"
 _AUDIO = {"audio/wav": "wav", "audio/x-wav": "wav", "audio/mp3": "mp3", "audio/mpeg": "mp3"}
 _GOOGLE_FILES = re.compile(r"^(gs://|https://generativelanguage\.googleapis\.com/)")
 
@@ -161,13 +160,13 @@ def _media(part: object, where: str) -> dict:
     if data := parse_data_url(uri):
         return _media({"inlineData": {"mimeType": data[0], "data": data[1]}}, where)
     if _GOOGLE_FILES.match(uri):
-        raise refuse(where, f"a file stored at Google {_CANNOT}; send it inline")
+        raise refuse(where, f"a file stored at Google {CANNOT}; send it inline")
     if uri.startswith(("https://", "http://")) and (mime.startswith("image/") or not mime):
         return {"type": "image_url", "image_url": {"url": uri}}
-    raise refuse(where, f"a {mime or 'file'} by URL {_CANNOT}; send it inline")
+    raise refuse(where, f"a {mime or 'file'} by URL {CANNOT}; send it inline")
 
 
 def _refuse_code(part: object, where: str) -> None:
     for key in ("executableCode", "codeExecutionResult", "toolCall", "toolResponse"):
         if get(part, key):
-            raise refuse(where, f"{key} parts {_CANNOT}")
+            raise refuse(where, f"{key} parts {CANNOT}")

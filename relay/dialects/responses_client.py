@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from relay.usage import Usage, read_openai, responses_usage
 
 from .common import (
+    CANNOT,
     NO_EFFORT,
     REASONING_MODEL,
     as_dict,
@@ -45,7 +46,6 @@ from .common import (
 )
 from .responses_client_input import CUSTOM_INPUT, LOCAL_SHELL, arguments, chat_name, messages
 
-_CANNOT = "cannot be sent to this model's channel"
 _CUSTOM_PARAMETERS = {
     "type": "object",
     "properties": {CUSTOM_INPUT: {"type": "string", "description": "The tool's whole input, as free-form text."}},
@@ -82,9 +82,9 @@ def request(body: dict, model: str) -> dict:
     for field, what in (("background", "background mode"), ("conversation", "stored conversations"),
                         ("prompt", "stored prompts")):
         if body.get(field):
-            raise refuse(field, f"{what} {_CANNOT}")
+            raise refuse(field, f"{what} {CANNOT}")
     if isinstance(body.get("top_logprobs"), int) and body["top_logprobs"] > 0:
-        raise refuse("top_logprobs", f"log probabilities {_CANNOT}")
+        raise refuse("top_logprobs", f"log probabilities {CANNOT}")
     out: dict = {"model": model, "messages": messages(body, name)}
 
     limit = body.get("max_output_tokens")
@@ -145,7 +145,7 @@ def _tool(tool: object, where: str, namespace: object) -> tuple[str, ClientTool,
     if kind == LOCAL_SHELL and namespace is None:
         return LOCAL_SHELL, ClientTool(LOCAL_SHELL, LOCAL_SHELL), {"type": "function", "function": _LOCAL_SHELL_FUNCTION}
     if kind not in ("function", "custom"):
-        raise refuse(f"{where}.type", f"the {kind!r} tool runs only at OpenAI and {_CANNOT}")
+        raise refuse(f"{where}.type", f"the {kind!r} tool runs only at OpenAI and {CANNOT}")
     name = tool.get("name")  # type: ignore[union-attr]
     if not isinstance(name, str) or not name:
         raise refuse(f"{where}.name", "a tool needs a name")
@@ -180,7 +180,7 @@ def _tool_choice(choice: object, tools: list) -> tuple[object, set[str] | None]:
         wanted = {(as_str(t.get("type")), as_str(t.get("name")) or None)  # type: ignore[union-attr]
                   for t in as_list(choice.get("tools")) if isinstance(t, dict)}  # type: ignore[union-attr]
     else:
-        raise refuse("tool_choice", f"{kind!r} {_CANNOT}")
+        raise refuse("tool_choice", f"{kind!r} {CANNOT}")
     # An entry names a tool by its name or its chat name; a nameless one (local_shell) by its type.
     names = {name for name, tool, _ in tools if {(tool.kind, tool.name), (tool.kind, name), (tool.kind, None)} & wanted}
     if not names:

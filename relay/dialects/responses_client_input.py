@@ -7,9 +7,19 @@ chat tool message holds text only. `responses_client.request` builds the rest of
 
 from __future__ import annotations
 
-from .common import as_dict, as_list, as_str, dumps, give_reasoning, new_id, parse_data_url, refuse, unpack_thinking
+from .common import (
+    CANNOT,
+    as_dict,
+    as_list,
+    as_str,
+    dumps,
+    give_reasoning,
+    new_id,
+    parse_data_url,
+    refuse,
+    unpack_thinking,
+)
 
-_CANNOT = "cannot be sent to this model's channel"
 NAMESPACE_SEP = "__"  # a function inside a namespace is the chat function `<namespace>__<name>`
 CUSTOM_INPUT = "input"  # the one string parameter a custom tool's function takes
 LOCAL_SHELL = "local_shell"
@@ -130,7 +140,7 @@ def _item(talk: _Conversation, item: object, where: str) -> None:
     elif kind == "item_reference":
         raise refuse(where, f"item_reference: this proxy keeps no items; send the item {item.get('id')!r} itself")
     else:
-        raise refuse(f"{where}.type", f"{kind!r} items {_CANNOT}")
+        raise refuse(f"{where}.type", f"{kind!r} items {CANNOT}")
 
 
 def _message(talk: _Conversation, item: dict, where: str) -> None:
@@ -161,7 +171,7 @@ def _assistant_text(part: object, where: str) -> str:
         return as_str(part.get("text"))  # type: ignore[union-attr]
     if kind == "refusal":
         return as_str(part.get("refusal"))  # type: ignore[union-attr]
-    raise refuse(where, f"{kind!r} content in an assistant message {_CANNOT}")
+    raise refuse(where, f"{kind!r} content in an assistant message {CANNOT}")
 
 
 def _parts(content: object, where: str) -> list[dict]:
@@ -182,7 +192,7 @@ def _part(part: object, where: str) -> dict:
     if kind == "input_image":
         url = part.get("image_url")  # type: ignore[union-attr]
         if not isinstance(url, str) or not url:
-            raise refuse(where, f"an image by file_id is stored at OpenAI and {_CANNOT}; send image_url")
+            raise refuse(where, f"an image by file_id is stored at OpenAI and {CANNOT}; send image_url")
         image = {"url": url}
         if as_str(part.get("detail")) in _IMAGE_DETAIL:  # type: ignore[union-attr]
             image["detail"] = part["detail"]  # type: ignore[index]
@@ -190,7 +200,7 @@ def _part(part: object, where: str) -> dict:
     if kind == "input_file":
         data = part.get("file_data")  # type: ignore[union-attr]
         if not isinstance(data, str) or not data:
-            raise refuse(where, f"a file by file_id or file_url is stored elsewhere and {_CANNOT}; send file_data")
+            raise refuse(where, f"a file by file_id or file_url is stored elsewhere and {CANNOT}; send file_data")
         filename = as_str(part.get("filename")) or "file.pdf"  # type: ignore[union-attr]
         if not parse_data_url(data):
             # Bare base64, as some clients send it: chat upstreams want a data URL.
@@ -199,7 +209,7 @@ def _part(part: object, where: str) -> dict:
     if kind == "input_audio":
         audio = as_dict(part.get("input_audio"))  # type: ignore[union-attr]
         return {"type": "input_audio", "input_audio": {"data": audio.get("data"), "format": audio.get("format")}}
-    raise refuse(where, f"{kind!r} content {_CANNOT}")
+    raise refuse(where, f"{kind!r} content {CANNOT}")
 
 
 def _output(output: object, where: str) -> tuple[str, list[dict]]:
