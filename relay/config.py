@@ -326,10 +326,7 @@ class _Reader:
         self.known(data, "", {"proxy", "passthrough", "groups", "tokens", "channels", "prices",
                               "revoked", "usage", "admin", "state"})
         proxy = self.proxy(self.table(data, "proxy"))
-        passthrough_table = dict(self.table(data, "passthrough"))
-        rpm_per_ip = self.number(passthrough_table, "rpm_per_ip", "passthrough", None, integer=True, positive=True)
-        passthrough_table.pop("rpm_per_ip", None)
-        passthrough = self.passthrough(passthrough_table)
+        passthrough, rpm_per_ip = self.passthrough(self.table(data, "passthrough"))
         groups = self.groups(self.table(data, "groups"))
         tokens = tuple(
             token for i, raw in enumerate(self.array(data, "tokens"))
@@ -442,9 +439,13 @@ class _Reader:
                 keys[name] = None
         return Admin(key=keys["key"], metrics_key=keys["metrics_key"])
 
-    def passthrough(self, t: dict) -> dict[str, str]:
-        self.known(t, "passthrough", set(PASSTHROUGH))
-        return {name: self.url(self.string(t, name, "passthrough"), f"passthrough.{name}") for name in t}
+    def passthrough(self, t: dict) -> tuple[dict[str, str], int | None]:
+        """The providers' URLs, and `rpm_per_ip`."""
+        self.known(t, "passthrough", {*PASSTHROUGH, "rpm_per_ip"})
+        rpm_per_ip = self.number(t, "rpm_per_ip", "passthrough", None, integer=True, positive=True)
+        urls = {name: self.url(self.string(t, name, "passthrough"), f"passthrough.{name}")
+                for name in t if name != "rpm_per_ip"}
+        return urls, rpm_per_ip
 
     def groups(self, t: dict) -> dict[str, Group]:
         groups = {}
