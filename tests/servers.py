@@ -126,9 +126,9 @@ def silent_upstream(log_dir: Path | None = None) -> Server:
     return server
 
 
-def _until(found, timeout: float, failure):
-    """Polls `found()` (the server's output files: there is no event to await) until it gives
-    something truthy, then returns that; past `timeout`, fails with `failure()`."""
+def until(found, timeout: float, failure):
+    """Polls `found()` (another process's state or output files: there is no event to await)
+    until it gives something truthy, then returns that; past `timeout`, fails with `failure()`."""
     deadline = time.monotonic() + timeout
     while not (result := found()):
         if time.monotonic() > deadline:
@@ -150,7 +150,7 @@ def usage_records(server: Server, request_id: str | None = None, timeout: float 
         records = _records(server)
         return records if any(r["request_id"] == request_id for r in records) else None
 
-    return _until(found, timeout, lambda: f"no usage record for {request_id}")
+    return until(found, timeout, lambda: f"no usage record for {request_id}")
 
 
 def wait_records(server: Server, match, count: int, timeout: float = 5.0) -> list[dict]:
@@ -160,7 +160,7 @@ def wait_records(server: Server, match, count: int, timeout: float = 5.0) -> lis
         matching = [r for r in _records(server) if match(r)]
         return matching if len(matching) >= count else None
 
-    return _until(found, timeout, lambda: f"{len([r for r in _records(server) if match(r)])} matching usage "
+    return until(found, timeout, lambda: f"{len([r for r in _records(server) if match(r)])} matching usage "
                                           f"records, expected {count}")
 
 
@@ -175,4 +175,4 @@ def wait_stdout(server: Server, needle: str, timeout: float = 5.0) -> str:
         out = server.stdout()
         return out if needle in out else None
 
-    return _until(found, timeout, lambda: f"{needle!r} not in the server's output:\n{server.stdout()[-2000:]}")
+    return until(found, timeout, lambda: f"{needle!r} not in the server's output:\n{server.stdout()[-2000:]}")

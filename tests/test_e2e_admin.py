@@ -87,13 +87,7 @@ def account(server, name: str) -> dict:
 
 
 def until(found, timeout: float = 5.0, what: str = "the condition"):
-    """Polls `found()` (another process's state: no event to await) until it gives something truthy."""
-    deadline = time.monotonic() + timeout
-    while not (result := found()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.02)
-    return result
+    return servers.until(found, timeout, lambda: f"{what} did not happen within {timeout} s")
 
 
 def nano(usd: float) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -119,10 +118,8 @@ def test_concurrency_across_replicas_never_overdraws_a_balance(replicas, redis):
     refusal = next(r for r in answers if r.status_code == 429).json()["error"]
     assert refusal["code"] == "insufficient_quota" and refusal["type"] == "insufficient_quota"
     assert "prepaid" in refusal["message"]
-    deadline = time.monotonic() + 5
-    while (found := account(redis.url, "prepaid")) is None or found.requests_today < 5:
-        assert time.monotonic() < deadline, found
-        time.sleep(0.05)
+    found = servers.until(lambda: (a := account(redis.url, "prepaid")) is not None and a.requests_today >= 5 and a,
+                          5, lambda: account(redis.url, "prepaid"))
     assert found.balance_usd == pytest.approx(0.0) and found.spent_usd == pytest.approx(0.05)
 
 
@@ -143,11 +140,11 @@ def test_tpm_is_reserved_at_admission_so_concurrency_cannot_pass_it(replicas):
     assert all(r.status_code in (200, 429) for r in answers)
     served = [r.headers["x-request-id"] for r in answers if r.status_code == 200]
     assert 0 < len(served) < 200
-    deadline = time.monotonic() + 5  # usage lines are written in batches
-    while len(records := [r for server in replicas for r in servers.usage_records(server)
-                          if r["request_id"] in served]) < len(served):
-        assert time.monotonic() < deadline, f"{len(records)} usage lines of {len(served)}"
-        time.sleep(0.05)
+    def lines() -> list[dict]:
+        return [r for server in replicas for r in servers.usage_records(server) if r["request_id"] in served]
+
+    records = servers.until(lambda: len(found := lines()) == len(served) and found,  # (written in batches)
+                            5, lambda: f"{len(lines())} usage lines of {len(served)}")
     assert sum(r["usage"]["input_tokens"] + r["usage"]["output_tokens"] for r in records) <= 1000
 
 
@@ -172,10 +169,8 @@ def test_a_key_that_fails_rests_on_every_replica(replicas):
         assert response.status_code == 200
         attempts.append(servers.usage_record(a, response.headers["x-request-id"])["attempts"])
     assert 2 in attempts
-    deadline = time.monotonic() + 5
-    while cooling_keys(b.url) < 1:  # B reads the fleet's key health every 0.2 s here
-        assert time.monotonic() < deadline, "replica B never saw the resting key"
-        time.sleep(0.05)
+    # (B reads the fleet's key health every 0.2 s here)
+    servers.until(lambda: cooling_keys(b.url) >= 1, 5, lambda: "replica B never saw the resting key")
     for _ in range(6):
         response = chat(b.url, "sk-ax-rich", "flaky-model")
         assert servers.usage_record(b, response.headers["x-request-id"])["attempts"] == 1
