@@ -76,6 +76,9 @@ class ClientTool:
     namespace: str | None = None
 
 
+_LOCAL_SHELL_TOOL = ClientTool(LOCAL_SHELL, LOCAL_SHELL)
+
+
 def request(body: dict, model: str) -> dict:
     """A Responses request -> a chat-completions request for `model`."""
     name = model.lower()
@@ -120,8 +123,19 @@ def request(body: dict, model: str) -> dict:
 
 
 def tool_map(body: dict) -> dict[str, ClientTool]:
-    """Chat function name -> the client's tool, for reading the calls in an answer."""
-    return {name: tool for name, tool, _ in _tools(body.get("tools"))}
+    """Chat function name -> the client's tool, for reading the calls in an answer (the names
+    only: `request` has checked the tools and built their chat forms already)."""
+    out: dict[str, ClientTool] = {}
+    tools = body.get("tools")
+    for i, tool in enumerate(tools if isinstance(tools, list) else []):
+        if isinstance(tool, dict) and tool.get("type") == "namespace":
+            for j, inner in enumerate(as_list(tool.get("tools"))):
+                function, client = _named(inner, f"tools[{i}].tools[{j}]", tool.get("name"))
+                out[function] = client
+        else:
+            function, client = _named(tool, f"tools[{i}]", None)
+            out[function] = client
+    return out
 
 
 def _tools(tools: object) -> list[tuple[str, ClientTool, dict]]:
@@ -140,17 +154,25 @@ def _tools(tools: object) -> list[tuple[str, ClientTool, dict]]:
     return out
 
 
-def _tool(tool: object, where: str, namespace: object) -> tuple[str, ClientTool, dict]:
+def _named(tool: object, where: str, namespace: object) -> tuple[str, ClientTool]:
+    """A client tool's chat function name and what it stands for; a 400 for one no chat channel runs."""
     kind = tool.get("type") if isinstance(tool, dict) else None
     if kind == LOCAL_SHELL and namespace is None:
-        return LOCAL_SHELL, ClientTool(LOCAL_SHELL, LOCAL_SHELL), {"type": "function", "function": _LOCAL_SHELL_FUNCTION}
+        return LOCAL_SHELL, _LOCAL_SHELL_TOOL
     if kind not in ("function", "custom"):
         raise refuse(f"{where}.type", f"the {kind!r} tool runs only at OpenAI and {CANNOT}")
     name = tool.get("name")  # type: ignore[union-attr]
     if not isinstance(name, str) or not name:
         raise refuse(f"{where}.name", "a tool needs a name")
     ns = namespace if isinstance(namespace, str) and namespace else None
-    function = chat_name(ns, name)
+    return chat_name(ns, name), ClientTool(kind, name, ns)
+
+
+def _tool(tool: object, where: str, namespace: object) -> tuple[str, ClientTool, dict]:
+    function, client = _named(tool, where, namespace)
+    if client is _LOCAL_SHELL_TOOL:
+        return function, client, {"type": "function", "function": _LOCAL_SHELL_FUNCTION}
+    kind = client.kind
     description = as_str(tool.get("description"))  # type: ignore[union-attr]
     if kind == "custom":
         fmt = as_dict(tool.get("format"))  # type: ignore[union-attr]
@@ -163,7 +185,7 @@ def _tool(tool: object, where: str, namespace: object) -> tuple[str, ClientTool,
             fn["strict"] = tool["strict"]  # type: ignore[index]
     if description.strip():
         fn["description"] = description.strip()
-    return function, ClientTool(kind, name, ns), {"type": "function", "function": fn}
+    return function, client, {"type": "function", "function": fn}
 
 
 def _tool_choice(choice: object, tools: list) -> tuple[object, set[str] | None]:
