@@ -144,8 +144,7 @@ class Events(_Events):
             self._parse(block)
             meter.sample(len(block), chars)
             return None, self.failures != failures
-        else:
-            meter.raw(len(block))
+        meter.raw(len(block))
         return None, False
 
     def feed(self, chunk: bytes) -> bytes:
